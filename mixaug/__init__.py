@@ -1,0 +1,84 @@
+"""mixaug: make small labelled text data sets bigger with language models (GPT3Mix).
+
+Example:
+    >>> from mixaug import TransformersLLM, build_mix_chain, get_spec
+    >>> chain = build_mix_chain(TransformersLLM(), get_spec("sst2"))  # doctest: +SKIP
+    >>> chain.invoke({"anchors": [{"text": "a gem", "label": "positive"},
+    ...                           {"text": "a mess", "label": "negative"}]}).soft_label
+    {'positive': 0.74, 'negative': 0.26}
+"""
+
+import os as _os
+
+# Nothing in mixaug may reach a model hub: fail fast instead of hanging on one.
+_os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+_os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from mixaug.augmentation import AugmentResult, GenerationAborted, augment, build_llm  # noqa: E402
+from mixaug.chains import (  # noqa: E402
+    GenerationStep,
+    MixChatPromptTemplate,
+    MixPromptTemplate,
+    SoftLabelParser,
+    build_mix_chain,
+    generate_with_logprobs,
+    parse_continuation,
+)
+from mixaug.config import AugmentConfig, LLMConfig, load_config  # noqa: E402
+from mixaug.data import check_labels, load_examples  # noqa: E402
+from mixaug.errors import (  # noqa: E402
+    ConfigError,
+    DataError,
+    MixaugError,
+    ModelError,
+    ParseFailure,
+    SpecError,
+)
+from mixaug.models import ChatTransformers, TransformersLLM  # noqa: E402
+from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord  # noqa: E402
+from mixaug.selectors import AnchorSelector, RandomAnchorSelector  # noqa: E402
+from mixaug.softlabels import LabelScorer, tokens_from_logprobs  # noqa: E402
+from mixaug.specs import BUILTIN_SPECS, TaskSpec, get_spec, load_spec_yaml  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BUILTIN_SPECS",
+    "AnchorSelector",
+    "AugmentConfig",
+    "AugmentResult",
+    "ChatTransformers",
+    "ConfigError",
+    "DataError",
+    "Example",
+    "GenerationAborted",
+    "GenerationStep",
+    "LLMConfig",
+    "LabelScorer",
+    "LabelledItem",
+    "MixChatPromptTemplate",
+    "MixPromptTemplate",
+    "MixaugError",
+    "ModelError",
+    "ParseFailure",
+    "RandomAnchorSelector",
+    "RunSummary",
+    "SoftLabelParser",
+    "SpecError",
+    "SyntheticRecord",
+    "TaskSpec",
+    "TransformersLLM",
+    "__version__",
+    "augment",
+    "build_llm",
+    "build_mix_chain",
+    "check_labels",
+    "generate_with_logprobs",
+    "get_spec",
+    "load_config",
+    "load_examples",
+    "load_spec_yaml",
+    "parse_continuation",
+    "tokens_from_logprobs",
+]

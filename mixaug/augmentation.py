@@ -1,0 +1,317 @@
+"""Run GPT3Mix augmentation: anchors in, soft-labelled synthetic records out.
+
+Example:
+    >>> from mixaug import augment, get_spec, load_examples
+    >>> result = augment(load_examples("train.jsonl"), get_spec("sst2"), n=10)  # doctest: +SKIP
+    >>> result.records[0].soft_label
+    {'positive': 0.81, 'negative': 0.19}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseLanguageModel
+
+from mixaug.chains.mix import build_mix_chain
+from mixaug.chains.prompts import prompt_hash, render_mix_prompt
+from mixaug.config import LLMConfig
+from mixaug.errors import MixaugError, ParseFailure
+from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord
+from mixaug.selectors import AnchorSelector, RandomAnchorSelector
+from mixaug.specs import TaskSpec
+
+
+class GenerationAborted(MixaugError):
+    """The model failed for every prompt of consecutive batches; the run stopped."""
+
+
+@dataclass
+class AugmentResult:
+    """Records made by :func:`augment`, with what it cost."""
+
+    records: list[SyntheticRecord]
+    attempts: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    surplus: int = 0
+    """Parsed records beyond ``n`` (a batch can overshoot); generated but not kept."""
+    errors: list[str] = field(default_factory=list)
+    """Messages of failed model calls (first few)."""
+    complete: bool = True
+
+    @property
+    def parsed(self) -> int:
+        """Continuations that became records (kept or surplus)."""
+        return len(self.records) + self.surplus
+
+    def summary(
+        self, *, task: str, model: str, seed: int, k: int, strategy: str, requested: int, output: str
+    ) -> RunSummary:
+        """A :class:`RunSummary` of this result."""
+        recs = self.records
+        with_gen = [r for r in recs if r.generated_label is not None]
+        agree = sum(r.generated_label == r.label for r in with_gen)
+        return RunSummary(
+            task=task,
+            model=model,
+            seed=seed,
+            k=k,
+            anchor_strategy=strategy,
+            requested=requested,
+            kept=len(recs),
+            attempts=self.attempts,
+            failures=dict(sorted(self.failures.items())),
+            surplus=self.surplus,
+            parse_rate=round(self.parsed / self.attempts, 4) if self.attempts else 0.0,
+            label_agreement=round(agree / len(with_gen), 4) if with_gen else None,
+            soft_label_sources=dict(Counter(r.soft_label_source for r in recs)),
+            label_counts=dict(sorted(Counter(r.label for r in recs).items())),
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            seconds=round(self.seconds, 2),
+            examples_per_second=round(len(recs) / self.seconds, 4) if self.seconds else 0.0,
+            output=output,
+            complete=self.complete,
+        )
+
+
+def build_llm(config: LLMConfig, *, seed: int | None = None) -> BaseLanguageModel[Any]:
+    """The LangChain model a config names."""
+    from mixaug.models import ChatTransformers, TransformersLLM
+
+    common: dict[str, Any] = {
+        "model": config.model,
+        "temperature": config.temperature,
+        "top_p": config.top_p,
+        "max_tokens": config.max_tokens,
+        "frequency_penalty": config.frequency_penalty,
+        "seed": seed,
+    }
+    if config.mode == "chat":
+        return ChatTransformers(**common)
+    return TransformersLLM(**common, batch_size=config.batch_size, threads=config.threads)
+
+
+def model_name(llm: BaseLanguageModel[Any]) -> str:
+    """A model's name as recorded in records and summaries."""
+    for attr in ("model_name", "model"):
+        value = getattr(llm, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(llm).__name__
+
+
+def _norm(text: str) -> str:
+    """Lower-cased letters and digits only: how copies of an anchor are recognised."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def _record(
+    item: LabelledItem,
+    anchors: list[dict[str, Any]],
+    *,
+    index: int,
+    spec: TaskSpec,
+    strategy: str,
+    model: str,
+    seed: int,
+) -> SyntheticRecord:
+    prompt = render_mix_prompt(spec, anchors)
+    return SyntheticRecord(
+        id=f"{spec.name}-s{seed}-{index:06d}",
+        text=item.text,
+        label=item.label,
+        soft_label=item.soft_label,
+        generated_label=item.generated_label,
+        label_mass=item.label_mass,
+        anchors=[Example(text=a["text"], label=a["label"]) for a in anchors],
+        anchor_strategy=strategy,
+        model=model,
+        prompt_hash=prompt_hash(prompt),
+        seed=seed,
+        task=spec.name,
+        soft_label_source=item.soft_label_source,
+    )
+
+
+def augment(
+    examples: list[Example],
+    spec: TaskSpec,
+    llm: BaseLanguageModel[Any] | None = None,
+    *,
+    n: int,
+    k: int = 2,
+    seed: int = 0,
+    selector: AnchorSelector | None = None,
+    batch_size: int = 16,
+    max_attempts: int | None = None,
+    top_logprobs: int = 20,
+    on_batch: Callable[[AugmentResult, list[SyntheticRecord]], None] | None = None,
+) -> AugmentResult:
+    """Generate ``n`` soft-labelled records from ``examples`` with GPT3Mix.
+
+    Anchors come from ``selector`` (uniformly random by default). Prompts go to
+    ``llm`` (the embedded default model if ``None``) in batches of ``batch_size``;
+    continuations that can't be parsed are counted by reason and replaced until
+    ``n`` records exist or ``max_attempts`` (default ``3n + 16``) continuations
+    were tried.
+
+    Args:
+        on_batch: called after each batch with the running result and the new
+            records (write them out here to keep them if the run dies).
+
+    Raises:
+        GenerationAborted: when every call of two consecutive batches failed.
+    """
+    if llm is None:
+        llm = build_llm(LLMConfig(), seed=seed)
+    if selector is None:
+        selector = RandomAnchorSelector(examples, k=k, seed=seed)
+    strategy = getattr(selector, "strategy", type(selector).__name__)
+    chain = build_mix_chain(llm, spec, top_logprobs=top_logprobs)
+    seedable = "seed" in type(llm).model_fields
+    name = model_name(llm)
+    limit = max_attempts if max_attempts is not None else 3 * n + 16
+    result = AugmentResult(records=[])
+    started = time.perf_counter()
+    failed_batches = 0
+    batch_no = 0
+    while len(result.records) < n and result.attempts < limit:
+        remaining = n - len(result.records)
+        rate = len(result.records) / result.attempts if result.attempts else 1.0
+        want = math.ceil(remaining / max(rate, 0.5))
+        size = max(1, min(batch_size, limit - result.attempts, want))
+        anchor_sets = [selector.select_examples({}) for _ in range(size)]
+        if seedable:
+            # A seed per batch makes a run reproducible under the same --seed.
+            chain = build_mix_chain(
+                llm, spec, top_logprobs=top_logprobs, seed=seed * 1_000_003 + batch_no
+            )
+        batch_no += 1
+        outputs = chain.batch([{"anchors": a} for a in anchor_sets], return_exceptions=True)
+        new: list[SyntheticRecord] = []
+        errors_here = 0
+        for anchors, out in zip(anchor_sets, outputs):
+            result.attempts += 1
+            if isinstance(out, ParseFailure):
+                result.failures[out.reason] += 1
+                continue
+            if isinstance(out, Exception):
+                errors_here += 1
+                result.failures["generation_error"] += 1
+                if len(result.errors) < 5:
+                    result.errors.append(f"{type(out).__name__}: {out}")
+                continue
+            result.prompt_tokens += out.prompt_tokens
+            result.completion_tokens += out.completion_tokens
+            if _norm(out.text) in {_norm(a["text"]) for a in anchors}:
+                result.failures["copied_anchor"] += 1
+                continue
+            if len(result.records) + len(new) >= n:
+                result.surplus += 1
+                continue
+            new.append(
+                _record(
+                    out,
+                    anchors,
+                    index=len(result.records) + len(new),
+                    spec=spec,
+                    strategy=strategy,
+                    model=name,
+                    seed=seed,
+                )
+            )
+        result.records.extend(new)
+        result.seconds = time.perf_counter() - started
+        if on_batch is not None:
+            on_batch(result, new)
+        failed_batches = failed_batches + 1 if errors_here == size else 0
+        if failed_batches >= 2:
+            result.complete = False
+            detail = result.errors[-1] if result.errors else "unknown error"
+            msg = (
+                f"The model failed on every prompt of {failed_batches} batches in a row "
+                f"(last error: {detail}); {len(result.records)} records were kept."
+            )
+            raise GenerationAborted(msg)
+    result.seconds = time.perf_counter() - started
+    result.complete = len(result.records) >= n
+    return result
+
+
+def dry_run_rows(
+    spec: TaskSpec, selector: AnchorSelector, *, n: int, seed: int
+) -> list[dict[str, Any]]:
+    """The anchors and rendered prompts ``augment`` would send, without a model."""
+    rows = []
+    strategy = getattr(selector, "strategy", type(selector).__name__)
+    for i in range(n):
+        anchors = selector.select_examples({})
+        prompt = render_mix_prompt(spec, anchors)
+        rows.append(
+            {
+                "id": f"{spec.name}-s{seed}-{i:06d}",
+                "anchors": anchors,
+                "anchor_strategy": strategy,
+                "prompt": prompt,
+                "prompt_hash": prompt_hash(prompt),
+                "seed": seed,
+                "task": spec.name,
+            }
+        )
+    return rows
+
+
+class JsonlWriter:
+    """Append records to ``<out>.part`` durably; :meth:`commit` renames it to ``out``.
+
+    A run that dies leaves the ``.part`` file with every finished batch in it and
+    never a half-written ``out``.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.part = out.with_name(out.name + ".part")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.part.open("w", encoding="utf-8")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows and flush them to disk."""
+        for row in rows:
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def commit(self) -> None:
+        """Close and atomically move the records into place."""
+        self._fh.close()
+        os.replace(self.part, self.out)
+
+    def close(self) -> None:
+        """Close without committing (the ``.part`` file stays)."""
+        if not self._fh.closed:
+            self._fh.close()
+
+
+def summary_path(out: Path) -> Path:
+    """Where the run summary of ``out`` goes: ``x.jsonl`` -> ``x.summary.json``."""
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.with_name(stem + ".summary.json")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to ``path`` through a temporary file and a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,33 @@
+"""LangChain chains: the GPT3Mix prompt templates, generation step and parser."""
+
+from mixaug.chains.mix import GenerationStep, build_mix_chain, generate_with_logprobs
+from mixaug.chains.parser import (
+    FAILURE_REASONS,
+    ParsedContinuation,
+    PromptGeneration,
+    SoftLabelParser,
+    parse_continuation,
+)
+from mixaug.chains.prompts import (
+    MixChatPromptTemplate,
+    MixPromptTemplate,
+    clean_text,
+    prompt_hash,
+    render_mix_prompt,
+)
+
+__all__ = [
+    "FAILURE_REASONS",
+    "GenerationStep",
+    "MixChatPromptTemplate",
+    "MixPromptTemplate",
+    "ParsedContinuation",
+    "PromptGeneration",
+    "SoftLabelParser",
+    "build_mix_chain",
+    "clean_text",
+    "generate_with_logprobs",
+    "parse_continuation",
+    "prompt_hash",
+    "render_mix_prompt",
+]

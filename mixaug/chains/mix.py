@@ -1,0 +1,163 @@
+"""The GPT3Mix chain: prompt | generation with logprobs | soft-label parser.
+
+Example:
+    >>> from mixaug import TransformersLLM, build_mix_chain, get_spec
+    >>> chain = build_mix_chain(TransformersLLM(), get_spec("sst2"))  # doctest: +SKIP
+    >>> chain.invoke({"anchors": [{"text": "a gem", "label": "positive"},
+    ...                           {"text": "a mess", "label": "negative"}]})  # doctest: +SKIP
+    LabelledItem(text='...', soft_label={'positive': 0.7, 'negative': 0.3}, ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import get_config_list
+from pydantic import ConfigDict, Field
+from typing_extensions import override
+
+from mixaug.chains.parser import PromptGeneration, SoftLabelParser
+from mixaug.chains.prompts import MixChatPromptTemplate, MixPromptTemplate
+from mixaug.records import LabelledItem
+from mixaug.softlabels import LabelScorer
+from mixaug.specs import TaskSpec
+
+
+class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
+    """Call a chat or completion model and keep the whole generation (logprobs too).
+
+    ``invoke`` on a completion model returns only a string; this step calls
+    ``generate_prompt`` instead so ``generation_info``/``response_metadata`` survive,
+    and its ``batch`` sends all prompts in one ``generate_prompt`` call, which a
+    local model turns into one batched forward loop.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    llm: BaseLanguageModel  # type: ignore[type-arg]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra call arguments (``logprobs``, ``top_logprobs``, ``stop``, ...)."""
+
+    @override
+    def invoke(
+        self, input: PromptValue, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> PromptGeneration:
+        return self.batch([input], config, **kwargs)[0]
+
+    @override
+    async def ainvoke(
+        self, input: PromptValue, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> PromptGeneration:
+        return (await self.abatch([input], config, **kwargs))[0]
+
+    @override
+    def batch(
+        self,
+        inputs: list[PromptValue],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        try:
+            result = self.llm.generate_prompt(
+                list(inputs), callbacks=configs[0].get("callbacks"), **{**self.kwargs, **kwargs}
+            )
+        except Exception as e:
+            if return_exceptions:
+                return [e] * len(inputs)
+            raise
+        return [
+            PromptGeneration(prompt=p, generation=g[0])
+            for p, g in zip(inputs, result.generations)
+        ]
+
+    @override
+    async def abatch(
+        self,
+        inputs: list[PromptValue],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        try:
+            result = await self.llm.agenerate_prompt(
+                list(inputs), callbacks=configs[0].get("callbacks"), **{**self.kwargs, **kwargs}
+            )
+        except Exception as e:
+            if return_exceptions:
+                return [e] * len(inputs)
+            raise
+        return [
+            PromptGeneration(prompt=p, generation=g[0])
+            for p, g in zip(inputs, result.generations)
+        ]
+
+
+def generate_with_logprobs(
+    llm: BaseLanguageModel[Any],
+    *,
+    top_logprobs: int = 20,
+    stop: Sequence[str] | None = ("\n",),
+    **kwargs: Any,
+) -> GenerationStep:
+    """A :class:`GenerationStep` asking ``llm`` for logprobs the way it understands.
+
+    Chat models get ``logprobs=True, top_logprobs=k`` (as ``ChatOpenAI``); completion
+    models get ``logprobs=k`` (as ``OpenAI``).
+    """
+    call: dict[str, Any] = dict(kwargs)
+    if isinstance(llm, BaseChatModel):
+        call.update(logprobs=True, top_logprobs=top_logprobs)
+    else:
+        call.update(logprobs=top_logprobs)
+    if stop:
+        call["stop"] = list(stop)
+    return GenerationStep(llm=llm, kwargs=call)
+
+
+def build_mix_chain(
+    llm: BaseLanguageModel[Any],
+    spec: TaskSpec,
+    *,
+    mode: Literal["auto", "chat", "completion"] = "auto",
+    scorer: LabelScorer | Literal["auto"] | None = "auto",
+    top_logprobs: int = 20,
+    stop: Sequence[str] | None = ("\n",),
+    **kwargs: Any,
+) -> Runnable[dict[str, Any], LabelledItem]:
+    """The GPT3Mix chain: ``{"anchors": [...]}`` in, a soft-labelled item out.
+
+    Args:
+        llm: any LangChain chat or completion model that returns logprobs.
+        spec: the task spec.
+        mode: prompt form; ``auto`` uses the chat form for chat models.
+        scorer: fallback scorer for label words missing from the top-k; ``auto``
+            uses ``llm`` itself when it can score (the local models can).
+        top_logprobs: alternatives requested per token.
+        stop: stop strings (a newline ends an item).
+        **kwargs: extra call arguments for the model.
+
+    Returns:
+        A runnable whose ``batch`` sends all prompts in one model call; use
+        ``return_exceptions=True`` to get :class:`~mixaug.errors.ParseFailure` per item.
+    """
+    chat = isinstance(llm, BaseChatModel) if mode == "auto" else mode == "chat"
+    prompt: Runnable[dict[str, Any], PromptValue] = (
+        MixChatPromptTemplate(spec=spec) if chat else MixPromptTemplate(spec=spec)
+    )
+    if scorer == "auto":
+        scorer = llm if isinstance(llm, LabelScorer) else None
+    step = generate_with_logprobs(llm, top_logprobs=top_logprobs, stop=stop, **kwargs)
+    return prompt | step | SoftLabelParser(spec=spec, scorer=scorer)

@@ -1,0 +1,292 @@
+"""The ``mixaug`` command line.
+
+Example:
+    $ mixaug augment --data train.jsonl --task sst2 --n 100 --out synthetic.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from mixaug.errors import MixaugError
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def _writable(out: Path) -> None:
+    from mixaug.errors import ConfigError
+
+    if out.is_dir():
+        msg = f"--out {str(out)!r} is a folder; give a file path such as {str(out / 'records.jsonl')!r}."
+        raise ConfigError(msg)
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        msg = f"Cannot write to {str(out)!r}: {str(parent)!r} is not a writable folder; choose another --out."
+        raise ConfigError(msg)
+
+
+def cmd_augment(args: argparse.Namespace) -> int:
+    """``mixaug augment``: validate everything, then generate and write records."""
+    from mixaug.augmentation import (
+        GenerationAborted,
+        JsonlWriter,
+        augment,
+        build_llm,
+        dry_run_rows,
+        summary_path,
+        write_json_atomic,
+    )
+    from mixaug.config import apply_overrides, load_config
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+    from mixaug.selectors import make_selector
+    from mixaug.specs import get_spec, spec_from_dict
+
+    cfg = apply_overrides(
+        load_config(args.config),
+        {key: getattr(args, key) for key in ("n", "k", "seed", "anchors", "max_attempts")},
+        {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
+    )
+    if cfg.n is None:
+        msg = "How many records? Pass --n N (a positive integer) or set 'n' in the config."
+        raise ConfigError(msg)
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
+        raise ConfigError(msg)
+    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    examples = load_examples(args.data)
+    spec = check_labels(examples, spec)
+    selector = make_selector(cfg.anchors, examples, k=cfg.k, seed=cfg.seed)
+    out = Path(args.out)
+    _writable(out)
+    summary_file = summary_path(out)
+
+    if args.dry_run:
+        rows = dry_run_rows(spec, selector, n=cfg.n, seed=cfg.seed)
+        writer = JsonlWriter(out)
+        writer.write(rows)
+        writer.commit()
+        summary = {
+            "task": spec.name,
+            "dry_run": True,
+            "requested": cfg.n,
+            "prompts": len(rows),
+            "k": cfg.k,
+            "anchor_strategy": selector.strategy,
+            "seed": cfg.seed,
+            "output": str(out),
+        }
+        write_json_atomic(summary_file, summary)
+        _out(f"dry run: wrote {len(rows)} prompts (no model called) to {out}")
+        _out(f"summary: {summary_file}")
+        return 0
+
+    llm = build_llm(cfg.llm, seed=cfg.seed)
+    writer = JsonlWriter(out)
+    quiet = args.quiet
+
+    def on_batch(result: Any, new: list[Any]) -> None:
+        writer.write([r.model_dump(mode="json") for r in new])
+        if not quiet:
+            _err(
+                f"[mixaug] {len(result.records)}/{cfg.n} records, {result.attempts} tried, "
+                f"{result.seconds:.1f}s"
+            )
+
+    if not quiet:
+        _err(f"[mixaug] augmenting {spec.name} with {cfg.llm.model} ({cfg.llm.mode}); loading model ...")
+    try:
+        result = augment(
+            examples,
+            spec,
+            llm,
+            n=cfg.n,
+            k=cfg.k,
+            seed=cfg.seed,
+            selector=selector,
+            batch_size=cfg.llm.batch_size,
+            max_attempts=cfg.max_attempts,
+            top_logprobs=cfg.llm.top_logprobs,
+            on_batch=on_batch,
+        )
+    except GenerationAborted as e:
+        writer.close()
+        _err(f"mixaug: error: {e}")
+        _err(f"mixaug: the records made so far are in {writer.part}")
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        writer.close()
+        _err(f"mixaug: interrupted; the records made so far are in {writer.part}")
+        return 130
+    writer.commit()
+    summary = result.summary(
+        task=spec.name,
+        model=cfg.llm.model,
+        seed=cfg.seed,
+        k=cfg.k,
+        strategy=selector.strategy,
+        requested=cfg.n,
+        output=str(out),
+    )
+    write_json_atomic(summary_file, summary.to_json_dict())
+    if args.json:
+        _out(json.dumps(summary.to_json_dict()))
+    else:
+        _print_summary(summary.to_json_dict(), summary_file)
+    if not result.complete:
+        _err(
+            f"mixaug: warning: only {summary.kept} of {cfg.n} records after "
+            f"{summary.attempts} attempts (retry budget); raise --max-attempts to try longer."
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
+    fails = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
+    agree = "n/a" if s["label_agreement"] is None else f"{s['label_agreement']:.0%}"
+    _out(f"task            {s['task']}  (model {s['model']}, k={s['k']}, seed {s['seed']})")
+    _out(f"records         {s['kept']} of {s['requested']} requested ({s['attempts']} tried, {s['surplus']} surplus)")
+    _out(f"parse rate      {s['parse_rate']:.0%}   dropped: {fails}")
+    _out(f"labels          {s['label_counts']}")
+    _out(f"argmax = generated label  {agree}   soft labels: {s['soft_label_sources']}")
+    _out(f"tokens          {s['prompt_tokens']} prompt, {s['completion_tokens']} completion")
+    _out(f"time            {s['seconds']:.1f}s ({s['examples_per_second']:.2f} records/s)")
+    _out(f"records written to {s['output']}")
+    _out(f"summary written to {summary_file}")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``mixaug models``: the embedded models and where their weights are."""
+    from mixaug.models.registry import (
+        DEFAULT_MODEL,
+        converted_dir,
+        gguf_path,
+        is_installed,
+        list_embedded_models,
+    )
+
+    rows = []
+    for m in list_embedded_models():
+        row: dict[str, Any] = {
+            "name": m.name,
+            "default": m.name == DEFAULT_MODEL,
+            "package": m.package,
+            "installed": is_installed(m),
+            "description": m.description,
+            "chat_template": m.chat_template,
+        }
+        if row["installed"]:
+            gguf = gguf_path(m.name, assemble=False)
+            row["gguf"] = str(gguf)
+            row["gguf_ready"] = gguf.is_file()
+            if gguf.is_file():
+                conv = converted_dir(gguf)
+                row["converted"] = str(conv) if (conv / "config.json").is_file() else None
+        else:
+            row["install"] = m.install
+        rows.append(row)
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        mark = " (default)" if r["default"] else ""
+        _out(f"{r['name']}{mark}: {r['description']}")
+        _out(f"  package   {r['package']} ({'installed' if r['installed'] else 'not installed'})")
+        if r["installed"]:
+            ready = "" if r["gguf_ready"] else " (assembled on first use)"
+            _out(f"  gguf      {r['gguf']}{ready}")
+            _out(f"  converted {r.get('converted') or '(on first use)'}")
+        else:
+            _out(f"  install   {r['install']}")
+    return 0
+
+
+def cmd_specs(args: argparse.Namespace) -> int:
+    """``mixaug specs``: the built-in task specs."""
+    from mixaug.specs import BUILTIN_SPECS
+
+    for name, s in BUILTIN_SPECS.items():
+        words = "identity" if s.is_identity else ", ".join(f"{k}->{v}" for k, v in s.mapping.items())
+        _out(f"{name:8} {s.text_type} / {s.label_type} / {words}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mixaug``."""
+    parser = argparse.ArgumentParser(
+        prog="mixaug", description="Augment small labelled text data sets with language models."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("augment", help="generate soft-labelled synthetic examples (GPT3Mix)")
+    a.add_argument("--data", required=True, help="labelled data: .jsonl or .csv with text, label")
+    a.add_argument("--task", help="built-in task (sst2, cr, mpqa, subj, cola, trec6, generic) or spec .yaml")
+    a.add_argument("--n", type=int, help="number of synthetic records to make")
+    a.add_argument("--out", required=True, help="output JSONL (a .summary.json goes beside it)")
+    a.add_argument("--k", type=int, help="anchors per prompt (default 2)")
+    a.add_argument("--seed", type=int, help="random seed (default 0)")
+    a.add_argument("--anchors", help="anchor strategy (default random)")
+    a.add_argument("--config", help="YAML config file")
+    a.add_argument("--model", help="embedded model name, .gguf file or HF folder")
+    a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")
+    a.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch")
+    a.add_argument("--max-attempts", type=int, dest="max_attempts", help="retry budget")
+    a.add_argument("--dry-run", action="store_true", help="write anchors and prompts; call no model")
+    a.add_argument("--json", action="store_true", help="print the summary as JSON")
+    a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    a.set_defaults(func=cmd_augment)
+
+    m = sub.add_parser("models", help="list the embedded models and where their weights are")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("specs", help="list the built-in task specs")
+    s.set_defaults(func=cmd_specs)
+    return parser
+
+
+def _positive(args: argparse.Namespace) -> None:
+    from mixaug.errors import ConfigError
+
+    for key in ("n", "k", "batch_size", "max_attempts"):
+        value = getattr(args, key, None)
+        if value is not None and value < 1:
+            flag = "--" + key.replace("_", "-")
+            msg = f"{flag} must be a positive integer, got {value}."
+            raise ConfigError(msg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for anything the user can fix)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _positive(args)
+        return int(args.func(args))
+    except MixaugError as e:
+        _err(f"mixaug: error: {e}")
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

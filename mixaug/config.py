@@ -1,0 +1,118 @@
+"""Run configuration from YAML, validated with pydantic.
+
+Example:
+    >>> cfg = AugmentConfig.model_validate({"llm": {"model": "smollm2-135m", "mode": "chat"}})
+    >>> cfg.llm.temperature
+    1.0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mixaug.errors import ConfigError
+from mixaug.models.registry import DEFAULT_MODEL
+
+
+class LLMConfig(BaseModel):
+    """Which model writes the synthetic items, and how it samples.
+
+    Defaults follow the paper: temperature 1, top_p 1, frequency penalty 0.02,
+    about 100 new tokens.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["local"] = "local"
+    """``local``: an embedded or local transformers model."""
+    model: str = DEFAULT_MODEL
+    """Embedded model name, ``.gguf`` file or Hugging Face folder."""
+    mode: Literal["completion", "chat"] = "completion"
+    """Completion prompt (the paper's) or chat messages."""
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=100, ge=8, le=4096)
+    frequency_penalty: float = Field(default=0.02, ge=-2.0, le=2.0)
+    top_logprobs: int = Field(default=20, ge=1, le=100)
+    """Alternatives recorded per token (label words outside them are re-scored)."""
+    batch_size: int = Field(default=16, ge=1, le=512)
+    """Prompts per batched forward loop."""
+    threads: int | None = Field(default=None, ge=1)
+    """Torch CPU threads (``None``: torch's default)."""
+
+
+class AugmentConfig(BaseModel):
+    """Settings of ``mixaug augment``; command-line flags override them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    task: str | dict[str, Any] | None = None
+    """Built-in task name, spec YAML path, or an inline spec mapping."""
+    n: int | None = Field(default=None, ge=1)
+    k: int = Field(default=2, ge=1, le=32)
+    seed: int = 0
+    anchors: str = "random"
+    """Anchor strategy name."""
+    max_attempts: int | None = Field(default=None, ge=1)
+    """Continuations to try before giving up (default 3n + 16)."""
+
+
+def load_config(path: str | Path | None) -> AugmentConfig:
+    """Load and validate a YAML config; ``None`` gives the defaults.
+
+    Raises:
+        ConfigError: naming the file and each offending field.
+    """
+    if path is None:
+        return AugmentConfig()
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"Config file {str(p)!r} does not exist; check --config."
+        raise ConfigError(msg) from None
+    except (OSError, UnicodeDecodeError) as e:
+        msg = f"Config file {str(p)!r} could not be read: {e}"
+        raise ConfigError(msg) from None
+    except yaml.YAMLError as e:
+        msg = f"Config file {str(p)!r} is not valid YAML: {e}"
+        raise ConfigError(msg) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        msg = f"Config file {str(p)!r} must hold a mapping (e.g. 'llm:'), got {type(raw).__name__}."
+        raise ConfigError(msg)
+    try:
+        return AugmentConfig.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        msg = f"Invalid config {str(p)!r}: {problems}."
+        raise ConfigError(msg) from None
+
+
+def apply_overrides(
+    cfg: AugmentConfig, top: dict[str, Any], llm: dict[str, Any], *, source: str = "flags"
+) -> AugmentConfig:
+    """``cfg`` with top-level and ``llm`` fields replaced (``None`` values ignored).
+
+    Raises:
+        ConfigError: naming each field whose new value is invalid.
+    """
+    data = cfg.model_dump()
+    data.update({k: v for k, v in top.items() if v is not None})
+    data["llm"] = {**data["llm"], **{k: v for k, v in llm.items() if v is not None}}
+    try:
+        return AugmentConfig.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        msg = f"Invalid settings from {source}: {problems}."
+        raise ConfigError(msg) from None

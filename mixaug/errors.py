@@ -1,0 +1,44 @@
+"""Exceptions raised by mixaug.
+
+Every error a user can cause derives from :class:`MixaugError`, carries a message
+that names the problem and the fix, and makes the CLI exit with status 2.
+"""
+
+from __future__ import annotations
+
+
+class MixaugError(Exception):
+    """Base class for errors a user can fix (bad data, config, spec or arguments).
+
+    Deliberately not a ``ValueError``: pydantic would wrap it inside validators.
+    """
+
+
+class DataError(MixaugError):
+    """A data file is missing, unreadable or malformed."""
+
+
+class SpecError(MixaugError):
+    """A task spec is invalid (duplicate, empty or unsafe verbalizer words)."""
+
+
+class ConfigError(MixaugError):
+    """A configuration file or value is invalid."""
+
+
+class ModelError(MixaugError):
+    """A model could not be found, assembled or loaded."""
+
+
+class ParseFailure(ValueError):
+    """An LLM continuation could not be turned into a record.
+
+    Attributes:
+        reason: short machine-readable reason, counted in the run summary.
+        completion: the raw text the model produced.
+    """
+
+    def __init__(self, reason: str, message: str, completion: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.completion = completion

@@ -1,0 +1,42 @@
+"""Helpers shared by the completion and chat model classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mixaug.models.engine import Completion
+
+
+def chat_logprobs(c: Completion) -> dict[str, Any]:
+    """Logprobs in the OpenAI chat shape."""
+    return {
+        "content": [
+            {
+                "token": t.token,
+                "logprob": t.logprob,
+                "bytes": list(t.token.encode("utf-8")),
+                "top_logprobs": [{"token": a, "logprob": b} for a, b in t.top],
+            }
+            for t in c.tokens
+        ]
+    }
+
+
+def completion_logprobs(c: Completion) -> dict[str, Any]:
+    """Logprobs in the OpenAI (legacy) completions shape."""
+    offsets, pos = [], 0
+    for t in c.tokens:
+        offsets.append(pos)
+        pos += len(t.token)
+    tops: list[dict[str, float]] = []
+    for t in c.tokens:
+        top: dict[str, float] = {}
+        for a, b in t.top:
+            top.setdefault(a, b)
+        tops.append(top)
+    return {
+        "tokens": [t.token for t in c.tokens],
+        "token_logprobs": [t.logprob for t in c.tokens],
+        "top_logprobs": tops,
+        "text_offset": offsets,
+    }

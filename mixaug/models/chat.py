@@ -1,0 +1,145 @@
+"""``ChatTransformers``: a LangChain chat model over a local transformers engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import ConfigDict, Field
+from typing_extensions import override
+
+from mixaug.models._common import chat_logprobs
+from mixaug.models.engine import LocalEngine, SamplingParams
+from mixaug.models.registry import DEFAULT_MODEL
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+class ChatTransformers(BaseChatModel):
+    """Chat model over a local causal LM, with logprobs in langchain-openai's shape.
+
+    Uses the tokenizer's chat template when it has one; a base model without a
+    template (Gemma 3 270M, the default) runs in raw mode, where the messages'
+    contents are joined into one text the model continues.
+
+    Setup:
+        Ships with mixaug: ``gemma3-270m`` (base, raw mode) and ``smollm2-135m``
+        (instruct, chat template) load offline.
+
+    Key init args:
+        model: embedded model name, ``.gguf`` file or HF folder.
+        temperature, top_p, frequency_penalty, max_tokens: sampling.
+        logprobs, top_logprobs: as in ``ChatOpenAI``.
+        raw: force raw mode (``None``: raw only without a chat template).
+
+    Instantiate:
+        .. code-block:: python
+
+            from mixaug.models import ChatTransformers
+
+            chat = ChatTransformers(model="smollm2-135m", temperature=0)
+
+    Logprobs:
+        .. code-block:: python
+
+            msg = chat.bind(logprobs=True, top_logprobs=5).invoke("Say yes.")
+            msg.response_metadata["logprobs"]["content"][0]
+            # {'token': 'Yes', 'logprob': -0.4, 'bytes': [...], 'top_logprobs': [...]}
+    """
+
+    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+
+    model_name: str = Field(default=DEFAULT_MODEL, alias="model")
+    """Embedded model name, ``.gguf`` file or Hugging Face folder."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    frequency_penalty: float = 0.02
+    max_tokens: int | None = 100
+    """Maximum new tokens per reply."""
+    timeout: float | None = None
+    """Accepted for API parity; local generation is not interrupted."""
+    max_retries: int = 0
+    """Accepted for API parity; local generation does not retry."""
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    logprobs: bool | None = None
+    """Return logprobs in ``response_metadata["logprobs"]``."""
+    top_logprobs: int | None = None
+    """Top alternatives per token when ``logprobs`` is on (default 20)."""
+    seed: int | None = None
+    raw: bool | None = None
+    """Join messages as plain text instead of applying a chat template."""
+    streaming: bool = False
+    """Accepted for API parity; replies come whole."""
+
+    @property
+    def engine(self) -> LocalEngine:
+        """The shared engine holding this model's weights."""
+        return LocalEngine.get(self.model_name)
+
+    @property
+    @override
+    def _llm_type(self) -> str:
+        return "mixaug-chat-transformers"
+
+    @property
+    @override
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
+
+    def render(self, messages: list[BaseMessage]) -> str:
+        """The text the model continues for ``messages``."""
+        raw = self.raw if self.raw is not None else not self.engine.has_chat_template
+        if raw:
+            return "\n\n".join(str(m.content) for m in messages)
+        chat = [{"role": _ROLES.get(m.type, m.type), "content": str(m.content)} for m in messages]
+        text = self.engine.tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=True
+        )
+        return str(text)
+
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        want = bool(kwargs.get("logprobs", self.logprobs))
+        k = kwargs.get("top_logprobs", self.top_logprobs)
+        params = SamplingParams(
+            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens) or 100),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            frequency_penalty=float(kwargs.get("frequency_penalty", self.frequency_penalty)),
+            stop=list(stop if stop is not None else (self.stop or [])),
+            top_logprobs=(20 if k is None else int(k)) if want else 0,
+            seed=kwargs.get("seed", self.seed),
+        )
+        (c,) = self.engine.generate([self.render(messages)], params)
+        metadata: dict[str, Any] = {
+            "model_name": self.model_name,
+            "finish_reason": c.finish_reason,
+        }
+        if want:
+            metadata["logprobs"] = chat_logprobs(c)
+        usage = UsageMetadata(
+            input_tokens=c.prompt_tokens,
+            output_tokens=c.completion_tokens,
+            total_tokens=c.prompt_tokens + c.completion_tokens,
+        )
+        message = AIMessage(content=c.text, response_metadata=metadata, usage_metadata=usage)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+        """Log-probability of each continuation after ``prefix`` (raw text, one pass)."""
+        return self.engine.score(prefix, continuations)

@@ -1,0 +1,302 @@
+"""Task specs: what the items are, what the label is, and how labels become words.
+
+A :class:`TaskSpec` is the paper's S = (text type, label type, verbalizer). The
+built-in specs follow Table 7 of Yoo et al. (2021).
+
+Example:
+    >>> spec = get_spec("sst2")
+    >>> spec.header()
+    "Each item in the following list contains a movie review and the respective sentiment. Sentiment is one of 'positive' or 'negative'."
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mixaug.errors import SpecError
+
+#: Characters a verbalizer word may not contain: they delimit the prompt's fields.
+FORBIDDEN_WORD_CHARS = ("(", ")", ":", "'", "\n", "\r")
+
+
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+class TaskSpec(BaseModel):
+    """A GPT3Mix task specification.
+
+    Example:
+        >>> TaskSpec(text_type="question", label_type="type",
+        ...          verbalizer={"LOC": "location", "HUM": "human"}).words
+        ['location', 'human']
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    """Short name of the task (for records and summaries)."""
+    text_type: str = Field(min_length=1)
+    """What an item is, e.g. ``"movie review"``."""
+    label_type: str = Field(min_length=1)
+    """What the label is, e.g. ``"sentiment"``."""
+    verbalizer: dict[str, str] | None = None
+    """Label -> word shown to the model. ``None`` means identity over ``labels``."""
+    labels: list[str] | None = None
+    """Labels of an identity-verbalizer spec (``generic``); inferred from data if unset."""
+
+    @model_validator(mode="after")
+    def _check(self) -> TaskSpec:
+        for field in ("text_type", "label_type"):
+            value = getattr(self, field)
+            if not value.strip() or any(c in value for c in ("(", ")", ":", "\n")):
+                msg = (
+                    f"Task spec {self.name!r}: {field} must be non-empty and free of "
+                    f"'(', ')', ':' and newlines, but got {value!r}."
+                )
+                raise SpecError(msg)
+        if self.verbalizer is not None:
+            if len(self.verbalizer) < 2:
+                msg = (
+                    f"Task spec {self.name!r}: the verbalizer needs at least two labels, "
+                    f"but got {self.verbalizer!r}."
+                )
+                raise SpecError(msg)
+            seen: dict[str, str] = {}
+            for label, word in self.verbalizer.items():
+                if not isinstance(word, str) or not word.strip():
+                    msg = (
+                        f"Task spec {self.name!r}: label {label!r} maps to an empty word; "
+                        "give every label a non-empty word."
+                    )
+                    raise SpecError(msg)
+                if word != word.strip():
+                    msg = (
+                        f"Task spec {self.name!r}: the word for label {label!r} has "
+                        f"leading or trailing spaces ({word!r}); remove them."
+                    )
+                    raise SpecError(msg)
+                bad = [c for c in FORBIDDEN_WORD_CHARS if c in word]
+                if bad:
+                    msg = (
+                        f"Task spec {self.name!r}: the word {word!r} for label {label!r} "
+                        f"contains {''.join(bad)!r}, which delimits the prompt; choose a "
+                        "word without ( ) : ' or newlines."
+                    )
+                    raise SpecError(msg)
+                key = word.lower()
+                if key in seen:
+                    msg = (
+                        f"Task spec {self.name!r}: labels {seen[key]!r} and {label!r} both "
+                        f"map to the word {word!r}; each label needs its own word."
+                    )
+                    raise SpecError(msg)
+                seen[key] = label
+        if self.labels is not None and self.verbalizer is None:
+            TaskSpec(
+                name=self.name,
+                text_type=self.text_type,
+                label_type=self.label_type,
+                verbalizer={lab: lab for lab in self.labels},
+            )
+        return self
+
+    # -- derived views -----------------------------------------------------
+    @property
+    def is_identity(self) -> bool:
+        """Whether labels are shown to the model as themselves."""
+        return self.verbalizer is None
+
+    def with_labels(self, labels: list[str]) -> TaskSpec:
+        """Return this spec with an identity verbalizer over ``labels`` if it has none.
+
+        Raises:
+            SpecError: if the labels are not valid words.
+        """
+        if self.verbalizer is not None:
+            return self
+        return TaskSpec(**{**self.model_dump(), "labels": list(labels)})
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """Label -> word, identity when the spec has no verbalizer."""
+        if self.verbalizer is not None:
+            return dict(self.verbalizer)
+        if self.labels is None:
+            msg = (
+                f"Task spec {self.name!r} has no verbalizer and no labels yet; "
+                "call spec.with_labels(...) or load data first."
+            )
+            raise SpecError(msg)
+        return {lab: lab for lab in self.labels}
+
+    @property
+    def label_names(self) -> list[str]:
+        """Labels in verbalizer order."""
+        return list(self.mapping)
+
+    @property
+    def words(self) -> list[str]:
+        """Verbalizer words in label order."""
+        return list(self.mapping.values())
+
+    def word_for(self, label: str) -> str:
+        """The word for ``label``.
+
+        Raises:
+            SpecError: if the label is not in the spec.
+        """
+        mapping = self.mapping
+        if label not in mapping:
+            msg = (
+                f"Label {label!r} is not one of task {self.name!r}'s labels "
+                f"{sorted(mapping)}; fix the data or use a spec that lists it."
+            )
+            raise SpecError(msg)
+        return mapping[label]
+
+    def label_for_word(self, word: str) -> str | None:
+        """The label whose word is ``word`` (case-insensitive), or ``None``."""
+        key = word.strip().lower()
+        for label, w in self.mapping.items():
+            if w.lower() == key:
+                return label
+        return None
+
+    @property
+    def text_prefix(self) -> str:
+        """``"Movie review:"``: what starts each item line."""
+        return f"{_cap(self.text_type)}:"
+
+    @property
+    def label_marker(self) -> str:
+        """``"(Sentiment:"``: what opens the label at the end of an item line."""
+        return f"({_cap(self.label_type)}:"
+
+    def header(self) -> str:
+        """The paper's header line listing the label words."""
+        quoted = [f"'{w}'" for w in self.words]
+        choices = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+        return (
+            f"Each item in the following list contains a {self.text_type} and the "
+            f"respective {self.label_type}. {_cap(self.label_type)} is one of {choices}."
+        )
+
+    def item_line(self, text: str, label: str) -> str:
+        """One anchor line: ``Movie review: <text> (Sentiment: <word>)``."""
+        return f"{self.text_prefix} {text} {self.label_marker} {self.word_for(label)})"
+
+
+def _builtin() -> dict[str, TaskSpec]:
+    sentiment = {"positive": "positive", "negative": "negative"}
+    return {
+        "sst2": TaskSpec(
+            name="sst2", text_type="movie review", label_type="sentiment", verbalizer=sentiment
+        ),
+        "cr": TaskSpec(
+            name="cr", text_type="customer review", label_type="sentiment", verbalizer=sentiment
+        ),
+        "mpqa": TaskSpec(
+            name="mpqa", text_type="text", label_type="sentiment", verbalizer=sentiment
+        ),
+        "subj": TaskSpec(
+            name="subj",
+            text_type="text",
+            label_type="objective",
+            verbalizer={"subjective": "no", "objective": "yes"},
+        ),
+        "cola": TaskSpec(
+            name="cola",
+            text_type="text",
+            label_type="grammar",
+            verbalizer={"acceptable": "correct", "unacceptable": "incorrect"},
+        ),
+        "trec6": TaskSpec(
+            name="trec6",
+            text_type="question",
+            label_type="type",
+            verbalizer={
+                "ABBR": "abbreviation",
+                "DESC": "description",
+                "ENTY": "entity",
+                "HUM": "human",
+                "LOC": "location",
+                "NUM": "numeric",
+            },
+        ),
+        "generic": TaskSpec(name="generic", text_type="text", label_type="label"),
+    }
+
+
+BUILTIN_SPECS: dict[str, TaskSpec] = _builtin()
+"""The paper's specs (Table 7) plus ``generic`` (identity verbalizer)."""
+
+
+def load_spec_yaml(path: str | Path) -> TaskSpec:
+    """Load a user spec from YAML (keys: name, text_type, label_type, verbalizer).
+
+    Raises:
+        SpecError: if the file is missing, not YAML, or not a valid spec.
+    """
+    p = Path(path)
+    try:
+        raw: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"Task spec file {str(p)!r} does not exist; check the path."
+        raise SpecError(msg) from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        msg = f"Task spec file {str(p)!r} could not be read as YAML: {e}"
+        raise SpecError(msg) from None
+    if isinstance(raw, dict) and "task" in raw and isinstance(raw["task"], dict):
+        raw = raw["task"]
+    if not isinstance(raw, dict):
+        msg = (
+            f"Task spec file {str(p)!r} must hold a mapping with text_type, label_type "
+            "and verbalizer."
+        )
+        raise SpecError(msg)
+    raw.setdefault("name", p.stem)
+    return spec_from_dict(raw, source=str(p))
+
+
+def spec_from_dict(raw: dict[str, Any], *, source: str = "config") -> TaskSpec:
+    """Validate a spec given as a mapping.
+
+    Raises:
+        SpecError: naming the offending field.
+    """
+    try:
+        return TaskSpec.model_validate(raw)
+    except SpecError:
+        raise
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or 'spec'}: {err['msg']}"
+            for err in e.errors()
+        )
+        msg = f"Invalid task spec in {source}: {problems}."
+        raise SpecError(msg) from None
+
+
+def get_spec(name_or_path: str | Path | TaskSpec) -> TaskSpec:
+    """A built-in spec by name, or a user spec from a YAML path.
+
+    Raises:
+        SpecError: for an unknown name (listing the valid ones) or a bad file.
+    """
+    if isinstance(name_or_path, TaskSpec):
+        return name_or_path
+    key = str(name_or_path)
+    if key in BUILTIN_SPECS:
+        return BUILTIN_SPECS[key]
+    if key.endswith((".yaml", ".yml")) or Path(key).is_file():
+        return load_spec_yaml(key)
+    msg = (
+        f"Unknown task {key!r}; use one of {', '.join(sorted(BUILTIN_SPECS))} "
+        "or the path of a YAML spec file."
+    )
+    raise SpecError(msg)

@@ -1,0 +1,31 @@
+import mixaug
+import mixaug.chains
+import mixaug.models
+import mixaug.selectors
+import mixaug.training
+
+
+def test_public_api_is_pinned() -> None:
+    expected = {
+        "BUILTIN_SPECS", "AnchorSelector", "AugmentConfig", "AugmentResult", "ChatTransformers",
+        "ConfigError", "DataError", "Example", "GenerationAborted", "GenerationStep", "LLMConfig",
+        "LabelScorer", "LabelledItem", "MixChatPromptTemplate", "MixPromptTemplate", "MixaugError",
+        "ModelError", "ParseFailure", "RandomAnchorSelector", "RunSummary", "SoftLabelParser",
+        "SpecError", "SyntheticRecord", "TaskSpec", "TransformersLLM", "__version__", "augment",
+        "build_llm", "build_mix_chain", "check_labels", "generate_with_logprobs", "get_spec",
+        "load_config", "load_examples", "load_spec_yaml", "parse_continuation",
+        "tokens_from_logprobs",
+    }
+    assert set(mixaug.__all__) == expected
+    for mod in (mixaug, mixaug.chains, mixaug.models, mixaug.selectors, mixaug.training):
+        for name in mod.__all__:
+            assert hasattr(mod, name), f"{mod.__name__}.{name}"
+
+
+def test_import_does_not_load_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mixaug; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
