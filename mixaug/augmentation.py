@@ -56,7 +56,15 @@ class AugmentResult:
         return len(self.records) + self.surplus
 
     def summary(
-        self, *, task: str, model: str, seed: int, k: int, strategy: str, requested: int, output: str
+        self,
+        *,
+        task: str,
+        model: str,
+        seed: int,
+        k: int,
+        strategy: str,
+        requested: int,
+        output: str,
     ) -> RunSummary:
         """A :class:`RunSummary` of this result."""
         recs = self.records
@@ -168,6 +176,16 @@ def augment(
     were tried.
 
     Args:
+        examples: the labelled pool anchors are drawn from.
+        spec: the task spec.
+        llm: any LangChain chat or completion model that returns logprobs.
+        n: records to make.
+        k: anchors per prompt.
+        seed: seed for anchors and sampling.
+        selector: anchor selector (default: uniformly random).
+        batch_size: prompts per model call.
+        max_attempts: continuations to try at most.
+        top_logprobs: alternatives requested per token.
         on_batch: called after each batch with the running result and the new
             records (write them out here to keep them if the run dies).
 
@@ -202,7 +220,7 @@ def augment(
         outputs = chain.batch([{"anchors": a} for a in anchor_sets], return_exceptions=True)
         new: list[SyntheticRecord] = []
         errors_here = 0
-        for anchors, out in zip(anchor_sets, outputs):
+        for anchors, out in zip(anchor_sets, outputs, strict=True):
             result.attempts += 1
             if isinstance(out, ParseFailure):
                 result.failures[out.reason] += 1

@@ -32,13 +32,17 @@ def _writable(out: Path) -> None:
     from mixaug.errors import ConfigError
 
     if out.is_dir():
-        msg = f"--out {str(out)!r} is a folder; give a file path such as {str(out / 'records.jsonl')!r}."
+        example = str(out / "records.jsonl")
+        msg = f"--out {str(out)!r} is a folder; give a file path such as {example!r}."
         raise ConfigError(msg)
     parent = out.parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK):
-        msg = f"Cannot write to {str(out)!r}: {str(parent)!r} is not a writable folder; choose another --out."
+        msg = (
+            f"Cannot write to {str(out)!r}: {str(parent)!r} is not a writable folder; "
+            "choose another --out."
+        )
         raise ConfigError(msg)
 
 
@@ -84,7 +88,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         writer = JsonlWriter(out)
         writer.write(rows)
         writer.commit()
-        summary = {
+        dry_summary: dict[str, Any] = {
             "task": spec.name,
             "dry_run": True,
             "requested": cfg.n,
@@ -94,7 +98,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
             "seed": cfg.seed,
             "output": str(out),
         }
-        write_json_atomic(summary_file, summary)
+        write_json_atomic(summary_file, dry_summary)
         _out(f"dry run: wrote {len(rows)} prompts (no model called) to {out}")
         _out(f"summary: {summary_file}")
         return 0
@@ -112,7 +116,10 @@ def cmd_augment(args: argparse.Namespace) -> int:
             )
 
     if not quiet:
-        _err(f"[mixaug] augmenting {spec.name} with {cfg.llm.model} ({cfg.llm.mode}); loading model ...")
+        _err(
+            f"[mixaug] augmenting {spec.name} with {cfg.llm.model} ({cfg.llm.mode}); "
+            "loading model ..."
+        )
     try:
         result = augment(
             examples,
@@ -164,7 +171,10 @@ def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
     fails = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
     agree = "n/a" if s["label_agreement"] is None else f"{s['label_agreement']:.0%}"
     _out(f"task            {s['task']}  (model {s['model']}, k={s['k']}, seed {s['seed']})")
-    _out(f"records         {s['kept']} of {s['requested']} requested ({s['attempts']} tried, {s['surplus']} surplus)")
+    _out(
+        f"records         {s['kept']} of {s['requested']} requested "
+        f"({s['attempts']} tried, {s['surplus']} surplus)"
+    )
     _out(f"parse rate      {s['parse_rate']:.0%}   dropped: {fails}")
     _out(f"labels          {s['label_counts']}")
     _out(f"argmax = generated label  {agree}   soft labels: {s['soft_label_sources']}")
@@ -225,7 +235,9 @@ def cmd_specs(args: argparse.Namespace) -> int:
     from mixaug.specs import BUILTIN_SPECS
 
     for name, s in BUILTIN_SPECS.items():
-        words = "identity" if s.is_identity else ", ".join(f"{k}->{v}" for k, v in s.mapping.items())
+        words = (
+            "identity" if s.is_identity else ", ".join(f"{k}->{v}" for k, v in s.mapping.items())
+        )
         _out(f"{name:8} {s.text_type} / {s.label_type} / {words}")
     return 0
 
@@ -239,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("augment", help="generate soft-labelled synthetic examples (GPT3Mix)")
     a.add_argument("--data", required=True, help="labelled data: .jsonl or .csv with text, label")
-    a.add_argument("--task", help="built-in task (sst2, cr, mpqa, subj, cola, trec6, generic) or spec .yaml")
+    a.add_argument(
+        "--task", help="built-in task (sst2, cr, mpqa, subj, cola, trec6, generic) or spec .yaml"
+    )
     a.add_argument("--n", type=int, help="number of synthetic records to make")
     a.add_argument("--out", required=True, help="output JSONL (a .summary.json goes beside it)")
     a.add_argument("--k", type=int, help="anchors per prompt (default 2)")
@@ -250,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")
     a.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch")
     a.add_argument("--max-attempts", type=int, dest="max_attempts", help="retry budget")
-    a.add_argument("--dry-run", action="store_true", help="write anchors and prompts; call no model")
+    a.add_argument(
+        "--dry-run", action="store_true", help="write anchors and prompts; call no model"
+    )
     a.add_argument("--json", action="store_true", help="print the summary as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a.set_defaults(func=cmd_augment)

@@ -54,8 +54,9 @@ def tokens_from_logprobs(logprobs: Any) -> list[TokenLP] | None:
         toks = list(logprobs.get("tokens") or [])
         lps = list(logprobs.get("token_logprobs") or [None] * len(toks))
         tops = list(logprobs.get("top_logprobs") or [None] * len(toks))
-        out = []
-        for tok, lp, top in zip(toks, lps, tops):
+        out: list[TokenLP] = []
+        # A provider may send fewer logprob rows than tokens: use what lines up.
+        for tok, lp, top in zip(toks, lps, tops, strict=False):
             out.append(
                 TokenLP(
                     token=str(tok),
@@ -70,13 +71,11 @@ def tokens_from_logprobs(logprobs: Any) -> list[TokenLP] | None:
             if not isinstance(item, Mapping) or "token" not in item:
                 return None
             top_list = item.get("top_logprobs") or []
-            top: dict[str, float] = {}
+            alts: dict[str, float] = {}
             for alt in top_list:
                 # Keep the first (highest) logprob of a token string seen twice.
-                top.setdefault(str(alt["token"]), float(alt["logprob"]))
-            out.append(
-                TokenLP(token=str(item["token"]), logprob=float(item["logprob"]), top=top)
-            )
+                alts.setdefault(str(alt["token"]), float(alt["logprob"]))
+            out.append(TokenLP(token=str(item["token"]), logprob=float(item["logprob"]), top=alts))
         return out or None
     return None
 
@@ -150,9 +149,7 @@ def logsumexp(values: Iterable[float]) -> float:
     return m + math.log(sum(math.exp(v - m) for v in vals))
 
 
-def rescore_word_probs(
-    scorer: LabelScorer, prefix: str, words: Sequence[str]
-) -> dict[str, float]:
+def rescore_word_probs(scorer: LabelScorer, prefix: str, words: Sequence[str]) -> dict[str, float]:
     """Probability of each label word after ``prefix``, case variants summed.
 
     ``prefix`` ends with the label marker and no trailing space, e.g.
@@ -164,7 +161,7 @@ def rescore_word_probs(
     scores = scorer.score_continuations(prefix, flat)
     out: dict[str, float] = {}
     i = 0
-    for w, vs in zip(words, variants):
+    for w, vs in zip(words, variants, strict=True):
         out[w] = math.exp(logsumexp(scores[i : i + len(vs)]))
         i += len(vs)
     return out

@@ -58,7 +58,11 @@ def labelled_reply(text: str, word: str, label_probs: dict[str, float]) -> AIMes
     return AIMessage(
         content="".join(p for p, _ in pieces),
         response_metadata={"logprobs": chat_logprobs(pieces), "finish_reason": "stop"},
-        usage_metadata={"input_tokens": 50, "output_tokens": len(pieces), "total_tokens": 50 + len(pieces)},
+        usage_metadata={
+            "input_tokens": 50,
+            "output_tokens": len(pieces),
+            "total_tokens": 50 + len(pieces),
+        },
     )
 
 

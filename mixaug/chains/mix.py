@@ -38,8 +38,8 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    llm: BaseLanguageModel  # type: ignore[type-arg]
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    llm: BaseLanguageModel
+    call_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra call arguments (``logprobs``, ``top_logprobs``, ``stop``, ...)."""
 
     @override
@@ -67,8 +67,9 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
             return []
         configs = get_config_list(config, len(inputs))
         try:
+            call = {**self.call_kwargs, **kwargs}
             result = self.llm.generate_prompt(
-                list(inputs), callbacks=configs[0].get("callbacks"), **{**self.kwargs, **kwargs}
+                list(inputs), callbacks=configs[0].get("callbacks"), **call
             )
         except Exception as e:
             if return_exceptions:
@@ -76,7 +77,7 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
             raise
         return [
             PromptGeneration(prompt=p, generation=g[0])
-            for p, g in zip(inputs, result.generations)
+            for p, g in zip(inputs, result.generations, strict=True)
         ]
 
     @override
@@ -92,8 +93,9 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
             return []
         configs = get_config_list(config, len(inputs))
         try:
+            call = {**self.call_kwargs, **kwargs}
             result = await self.llm.agenerate_prompt(
-                list(inputs), callbacks=configs[0].get("callbacks"), **{**self.kwargs, **kwargs}
+                list(inputs), callbacks=configs[0].get("callbacks"), **call
             )
         except Exception as e:
             if return_exceptions:
@@ -101,7 +103,7 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
             raise
         return [
             PromptGeneration(prompt=p, generation=g[0])
-            for p, g in zip(inputs, result.generations)
+            for p, g in zip(inputs, result.generations, strict=True)
         ]
 
 
@@ -124,7 +126,7 @@ def generate_with_logprobs(
         call.update(logprobs=top_logprobs)
     if stop:
         call["stop"] = list(stop)
-    return GenerationStep(llm=llm, kwargs=call)
+    return GenerationStep(llm=llm, call_kwargs=call)
 
 
 def build_mix_chain(

@@ -82,7 +82,7 @@ def parse_continuation(
             text = " ".join(head.split())
             if not text:
                 msg = f"no text before {spec.label_marker!r} in {completion!r}"
-                raise ParseFailure("empty_text", msg, completion)
+                raise ParseFailure(reason="empty_text", message=msg, completion=completion)
             after = line[idx + len(marker) :]
             word = after.split(")")[0].strip()
             return ParsedContinuation(text=text, word=word, label_start=offset + idx + len(marker))
@@ -92,7 +92,7 @@ def parse_continuation(
         offset += len(line) + 1
     reason = "truncated" if finish_reason == "length" else "no_label"
     msg = f"no {spec.label_marker!r} label in continuation {completion[:200]!r}"
-    raise ParseFailure(reason, msg, completion)
+    raise ParseFailure(reason=reason, message=msg, completion=completion)
 
 
 class PromptGeneration(BaseModel):
@@ -130,9 +130,7 @@ class PromptGeneration(BaseModel):
                 return int(um.get("input_tokens", 0)), int(um.get("output_tokens", 0))
         info = self.metadata
         usage = info.get("token_usage") or info
-        return int(usage.get("prompt_tokens", 0) or 0), int(
-            usage.get("completion_tokens", 0) or 0
-        )
+        return int(usage.get("prompt_tokens", 0) or 0), int(usage.get("completion_tokens", 0) or 0)
 
 
 class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
@@ -188,12 +186,12 @@ class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
                 probs, source = partial, "partial"
             else:
                 msg = "the provider returned no logprobs at the label position and no scorer is set"
-                raise ParseFailure("no_logprobs", msg, completion)
+                raise ParseFailure(reason="no_logprobs", message=msg, completion=completion)
         try:
             dist, mass = normalise(probs)
         except ValueError:
             msg = f"no probability on any label word for {parsed.text!r}"
-            raise ParseFailure("no_label_mass", msg, completion) from None
+            raise ParseFailure(reason="no_label_mass", message=msg, completion=completion) from None
         by_word = {w: lab for lab, w in spec.mapping.items()}
         soft = {by_word[w]: p for w, p in dist.items()}
         pt, ct = pg.usage()

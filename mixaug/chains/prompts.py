@@ -7,10 +7,11 @@ as templates, so braces or delimiters inside them cannot break the prompt.
 Example:
     >>> from mixaug.specs import get_spec
     >>> p = MixPromptTemplate(spec=get_spec("sst2"))
-    >>> print(p.format(anchors=[{"text": "a gem", "label": "positive"}]))
-    Each item in the following list contains a movie review and the respective sentiment. Sentiment is one of 'positive' or 'negative'.
-    Movie review: a gem (Sentiment: positive)
-    Movie review:
+    >>> lines = p.format(anchors=[{"text": "a gem", "label": "positive"}]).splitlines()
+    >>> lines[0][:46]
+    'Each item in the following list contains a mov'
+    >>> lines[1:]
+    ['Movie review: a gem (Sentiment: positive)', 'Movie review:']
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import math
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mixaug.models.registry import resolve_model_dir
 
@@ -179,7 +179,6 @@ class LocalEngine:
                 return
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
-
             from transformers.utils import logging as hf_logging
 
             # Library progress bars and notices would drown mixaug's own output.
@@ -222,9 +221,12 @@ class LocalEngine:
     def _tok_str(self, token_id: int) -> str:
         s = self._token_str.get(token_id)
         if s is None:
-            s = self.tokenizer.decode([token_id])
+            s = self._decode([token_id])
             self._token_str[token_id] = s
         return s
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _encode_batch(self, prompts: list[str]) -> dict[str, torch.Tensor]:
         return dict(self.tokenizer(prompts, return_tensors="pt", padding=True))
@@ -259,7 +261,7 @@ class LocalEngine:
             if params.seed is not None:
                 torch.manual_seed(params.seed)
             with torch.inference_mode():
-                out = model.generate(
+                out = cast(Any, model).generate(
                     **enc,
                     generation_config=config,
                     logits_processor=LogitsProcessorList(processors),
@@ -298,7 +300,7 @@ class LocalEngine:
         pieces: list[str] = []
         prev = ""
         for i in range(len(ids)):
-            cur = tok.decode(ids[: i + 1], skip_special_tokens=True)
+            cur = self._decode(ids[: i + 1])
             pieces.append(cur[len(prev) :] if cur.startswith(prev) else self._tok_str(ids[i]))
             prev = cur
         text = "".join(pieces)
@@ -319,7 +321,9 @@ class LocalEngine:
             if rec.top_ids:
                 top = [
                     (self._tok_str(int(t)), float(v))
-                    for t, v in zip(rec.top_ids[i][row].tolist(), rec.top_lps[i][row].tolist())
+                    for t, v in zip(
+                        rec.top_ids[i][row].tolist(), rec.top_lps[i][row].tolist(), strict=True
+                    )
                 ]
             lp = float(rec.chosen_lps[i][row]) if i < len(rec.chosen_lps) else math.nan
             tokens.append(TokenLogprob(token=piece, logprob=lp, top=top))

@@ -16,7 +16,7 @@ from mixaug.models.registry import DEFAULT_MODEL
 
 
 class TransformersLLM(BaseLLM):
-    """Completion model over a local causal LM, with OpenAI-shaped logprobs.
+    r"""Completion model over a local causal LM, with OpenAI-shaped logprobs.
 
     ``generate`` over many prompts becomes left-padded batched ``generate()`` calls
     of ``batch_size`` prompts. Weights load on first call (an embedded GGUF is

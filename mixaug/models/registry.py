@@ -176,7 +176,7 @@ def ensure_converted(gguf: Path) -> Path:
         )
         # A de-quantised GGUF is an ordinary float model: drop the quantizer so
         # save_pretrained writes plain safetensors that load without gguf.
-        model.hf_quantizer = None
+        setattr(model, "hf_quantizer", None)  # noqa: B010 - attribute is typed non-optional
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)

@@ -10,7 +10,9 @@ EXAMPLES = [Example(text=t, label=lab) for t, lab in REVIEWS]
 
 def _reply(i: int) -> AIMessage:
     p = 0.2 + 0.05 * (i % 10)
-    return labelled_reply(f"new review number {i}", "positive", {" positive": p, " negative": 0.9 - p})
+    return labelled_reply(
+        f"new review number {i}", "positive", {" positive": p, " negative": 0.9 - p}
+    )
 
 
 def test_makes_n_valid_records() -> None:
@@ -31,7 +33,9 @@ def test_failures_are_counted_and_replaced() -> None:
     msgs = [
         _reply(0),
         AIMessage(content=" no label", response_metadata={"finish_reason": "stop"}),
-        labelled_reply(REVIEWS[0][0].rstrip(" ."), "positive", {" positive": 0.9, " negative": 0.1}),
+        labelled_reply(
+            REVIEWS[0][0].rstrip(" ."), "positive", {" positive": 0.9, " negative": 0.1}
+        ),
         _reply(1),
         _reply(2),
         _reply(3),
@@ -56,7 +60,9 @@ def test_retry_budget_stops_an_unparseable_model() -> None:
     res = augment(EXAMPLES, SST2, fake_chat(junk), n=3, batch_size=4, max_attempts=8)
     assert res.attempts == 8
     assert not res.complete
-    summary = res.summary(task="sst2", model="m", seed=0, k=2, strategy="random", requested=3, output="x")
+    summary = res.summary(
+        task="sst2", model="m", seed=0, k=2, strategy="random", requested=3, output="x"
+    )
     assert summary.failures == {"no_label": 8}
     assert summary.parse_rate == 0.0
 

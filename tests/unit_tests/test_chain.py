@@ -20,7 +20,9 @@ class TableScorer:
 
 
 def test_chat_chain_reads_soft_label_inline(anchors: list[dict[str, str]]) -> None:
-    reply = labelled_reply("a real treat", "positive", {" positive": 0.6, " negative": 0.3, " meh": 0.1})
+    reply = labelled_reply(
+        "a real treat", "positive", {" positive": 0.6, " negative": 0.3, " meh": 0.1}
+    )
     chain = build_mix_chain(fake_chat([reply]), SST2)
     item = chain.invoke({"anchors": anchors})
     assert isinstance(item, LabelledItem)
@@ -61,7 +63,9 @@ def test_missing_word_falls_back_to_scoring_pass(anchors: list[dict[str, str]]) 
     assert scorer.prefixes[0].endswith("Movie review: odd one (Sentiment:")
 
 
-def test_missing_word_without_scorer_renormalises_what_was_seen(anchors: list[dict[str, str]]) -> None:
+def test_missing_word_without_scorer_renormalises_what_was_seen(
+    anchors: list[dict[str, str]],
+) -> None:
     reply = labelled_reply("odd one", "positive", {" positive": 0.8})
     item = build_mix_chain(fake_chat([reply]), SST2, scorer=None).invoke({"anchors": anchors})
     assert item.soft_label_source == "partial"
@@ -75,7 +79,9 @@ def test_reply_without_logprobs(anchors: list[dict[str, str]]) -> None:
         chain.invoke({"anchors": anchors})
     assert e.value.reason == "no_logprobs"
     scorer = TableScorer({" positive": math.log(0.3), " negative": math.log(0.1)})
-    chain = build_mix_chain(fake_chat([AIMessage(content=" nice (Sentiment: positive)")]), SST2, scorer=scorer)
+    chain = build_mix_chain(
+        fake_chat([AIMessage(content=" nice (Sentiment: positive)")]), SST2, scorer=scorer
+    )
     assert chain.invoke({"anchors": anchors}).soft_label_source == "rescored"
 
 

@@ -15,15 +15,34 @@ def _files(d: Path) -> set[str]:
 
 
 def test_dry_run_writes_prompts_and_calls_no_model(
-    reviews_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    reviews_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     def boom(*a: object, **k: object) -> None:
         raise AssertionError("no model in a dry run")
 
     monkeypatch.setattr(mixaug.augmentation, "build_llm", boom)
     out = tmp_path / "out" / "dry.jsonl"
-    code = main(["augment", "--data", str(reviews_file), "--task", "sst2", "--n", "3",
-                 "--out", str(out), "--dry-run", "--k", "3", "--seed", "5"])
+    code = main(
+        [
+            "augment",
+            "--data",
+            str(reviews_file),
+            "--task",
+            "sst2",
+            "--n",
+            "3",
+            "--out",
+            str(out),
+            "--dry-run",
+            "--k",
+            "3",
+            "--seed",
+            "5",
+        ]
+    )
     assert code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3
@@ -38,13 +57,32 @@ def test_dry_run_writes_prompts_and_calls_no_model(
 
 
 def test_full_run_on_a_fake_model(
-    reviews_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    reviews_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    replies = [labelled_reply(f"text {i}", "negative", {" positive": 0.3, " negative": 0.6}) for i in range(4)]
+    replies = [
+        labelled_reply(f"text {i}", "negative", {" positive": 0.3, " negative": 0.6})
+        for i in range(4)
+    ]
     monkeypatch.setattr(mixaug.augmentation, "build_llm", lambda *a, **k: fake_chat(replies))
     out = tmp_path / "syn.jsonl"
-    code = main(["augment", "--data", str(reviews_file), "--task", "sst2", "--n", "4",
-                 "--out", str(out), "--json", "--quiet"])
+    code = main(
+        [
+            "augment",
+            "--data",
+            str(reviews_file),
+            "--task",
+            "sst2",
+            "--n",
+            "4",
+            "--out",
+            str(out),
+            "--json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(r["label"] == "negative" for r in rows)
@@ -64,7 +102,10 @@ CASES = {
     "empty text": ({"rows": [{"text": "  ", "label": "positive"}]}, "is empty"),
     "label outside spec": ({"rows": [{"text": "x", "label": "neutral"}]}, "not in task 'sst2'"),
     "csv without text": ({"csv": "sentence,label\nhi,positive\n"}, "no 'text' column"),
-    "k larger than data": ({"rows": [{"text": "x", "label": "positive"}], "args": ["--k", "2"]}, "only 1 examples"),
+    "k larger than data": (
+        {"rows": [{"text": "x", "label": "positive"}], "args": ["--k", "2"]},
+        "only 1 examples",
+    ),
     "unknown task": ({"args": ["--task", "sst-2"]}, "Unknown task 'sst-2'"),
     "unknown strategy": ({"args": ["--anchors", "nearest"]}, "Unknown anchor strategy"),
     "zero n": ({"args": ["--n", "0"]}, "--n must be a positive integer"),

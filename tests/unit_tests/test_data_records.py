@@ -30,10 +30,19 @@ def test_line_numbers_in_errors(tmp_path: Path) -> None:
 
 def _record(**kw: object) -> dict[str, object]:
     base: dict[str, object] = {
-        "id": "x", "text": "t", "label": "positive",
-        "soft_label": {"positive": 0.7, "negative": 0.3}, "generated_label": "positive",
-        "label_mass": 0.9, "anchors": [], "anchor_strategy": "random", "model": "m",
-        "prompt_hash": "h", "seed": 0, "task": "sst2", "soft_label_source": "inline",
+        "id": "x",
+        "text": "t",
+        "label": "positive",
+        "soft_label": {"positive": 0.7, "negative": 0.3},
+        "generated_label": "positive",
+        "label_mass": 0.9,
+        "anchors": [],
+        "anchor_strategy": "random",
+        "model": "m",
+        "prompt_hash": "h",
+        "seed": 0,
+        "task": "sst2",
+        "soft_label_source": "inline",
     }
     return base | kw
 

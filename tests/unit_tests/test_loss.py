@@ -27,14 +27,26 @@ def test_weights() -> None:
     w = torch.tensor([1.0, 3.0])
     got = soft_cross_entropy(logits, targets, w).item()
     assert got == pytest.approx(((per * w).sum() / 4).item())
-    assert soft_cross_entropy(logits, targets, torch.tensor([1.0, 0.0])).item() == pytest.approx(per[0].item())
+    assert soft_cross_entropy(logits, targets, torch.tensor([1.0, 0.0])).item() == pytest.approx(
+        per[0].item()
+    )
 
 
 def test_targets_from_records() -> None:
     rec = SyntheticRecord(
-        id="x", text="t", label="b", soft_label={"a": 0.2, "b": 0.8}, generated_label="b",
-        label_mass=1.0, anchors=[], anchor_strategy="random", model="m", prompt_hash="h",
-        seed=0, task="t", soft_label_source="inline",
+        id="x",
+        text="t",
+        label="b",
+        soft_label={"a": 0.2, "b": 0.8},
+        generated_label="b",
+        label_mass=1.0,
+        anchors=[],
+        anchor_strategy="random",
+        model="m",
+        prompt_hash="h",
+        seed=0,
+        task="t",
+        soft_label_source="inline",
     )
     rows = target_distributions([Example(text="r", label="a"), rec], ["a", "b"])
     assert rows == [[1.0, 0.0], [0.2, 0.8]]

@@ -49,9 +49,13 @@ def _toks(pieces: list[str]) -> list[TokenLP]:
 def test_label_position_clean_and_spanning() -> None:
     text = " good (Sentiment: positive)"
     start = text.index(":") + 1
-    assert label_position(_toks([" good", " (", "Sentiment", ":", " positive", ")"]), text, start) == 4
+    assert (
+        label_position(_toks([" good", " (", "Sentiment", ":", " positive", ")"]), text, start) == 4
+    )
     # A token spanning ':' and the word has no clean position.
-    assert label_position(_toks([" good", " (", "Sentiment", ": positive", ")"]), text, start) is None
+    assert (
+        label_position(_toks([" good", " (", "Sentiment", ": positive", ")"]), text, start) is None
+    )
     # Tokens that don't spell the text are not trusted.
     assert label_position(_toks([" bad", " (", "Sentiment", ":", " positive"]), text, start) is None
 
@@ -88,7 +92,11 @@ class TableScorer:
 def test_rescore_multi_token_words() -> None:
     # " abbreviation" as two tokens: log p = log(0.1) + log(0.5) given to the whole word.
     scorer = TableScorer(
-        {" abbreviation": math.log(0.1) + math.log(0.5), " human": math.log(0.3), " Human": math.log(0.1)}
+        {
+            " abbreviation": math.log(0.1) + math.log(0.5),
+            " human": math.log(0.3),
+            " Human": math.log(0.1),
+        }
     )
     probs = rescore_word_probs(scorer, "Q: x (Type:", ["abbreviation", "human"])
     assert probs["abbreviation"] == pytest.approx(0.05)

@@ -15,8 +15,12 @@ PAPER = {
         "question",
         "type",
         {
-            "ABBR": "abbreviation", "DESC": "description", "ENTY": "entity",
-            "HUM": "human", "LOC": "location", "NUM": "numeric",
+            "ABBR": "abbreviation",
+            "DESC": "description",
+            "ENTY": "entity",
+            "HUM": "human",
+            "LOC": "location",
+            "NUM": "numeric",
         },
     ),
 }

@@ -1,0 +1,147 @@
+"""The local model classes on the real embedded models."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from fakes import REVIEWS
+
+from mixaug import (
+    ChatTransformers,
+    Example,
+    SyntheticRecord,
+    TaskSpec,
+    TransformersLLM,
+    augment,
+    build_mix_chain,
+    get_spec,
+)
+from mixaug.chains.prompts import render_mix_prompt
+from mixaug.models import LocalEngine
+from mixaug.softlabels import normalise, rescore_word_probs, tokens_from_logprobs
+
+SST2 = get_spec("sst2")
+ANCHORS = [{"text": t, "label": lab} for t, lab in REVIEWS]
+
+
+def _prompts(n: int, seed: int = 0) -> list[dict]:
+    r = random.Random(seed)
+    return [{"anchors": r.sample(ANCHORS, 2)} for _ in range(n)]
+
+
+def test_completion_logprobs_spell_the_text(smollm2: str) -> None:
+    llm = TransformersLLM(model=smollm2, seed=0, max_tokens=24, logprobs=5)
+    prompts = [render_mix_prompt(SST2, p["anchors"]) for p in _prompts(3)]
+    result = llm.generate(prompts, stop=["\n"])
+    for gens in result.generations:
+        g = gens[0]
+        toks = tokens_from_logprobs(g.generation_info["logprobs"])
+        assert toks is not None and toks
+        assert "".join(t.token for t in toks).startswith(g.text)
+        for t in toks:
+            assert t.logprob <= 0.0 and math.isfinite(t.logprob)
+            assert len(t.top) == 5
+            assert max(t.top.values()) >= t.logprob - 1e-4
+        assert g.generation_info["completion_tokens"] == len(toks)
+    usage = result.llm_output["token_usage"]
+    assert usage["completion_tokens"] > 0 and usage["prompt_tokens"] > 0
+
+
+def test_greedy_picks_the_top_token_and_seeds_repeat(smollm2: str) -> None:
+    prompt = render_mix_prompt(SST2, ANCHORS[:2])
+    greedy = TransformersLLM(model=smollm2, temperature=0, max_tokens=12, logprobs=3)
+    g = greedy.generate([prompt]).generations[0][0]
+    for t in tokens_from_logprobs(g.generation_info["logprobs"]) or []:
+        best = max(t.top, key=lambda k: t.top[k])
+        assert t.logprob == pytest.approx(t.top[best], abs=1e-4)
+    sampled = TransformersLLM(model=smollm2, max_tokens=16, seed=11)
+    a = sampled.generate([prompt, prompt]).generations
+    b = sampled.generate([prompt, prompt]).generations
+    assert [x[0].text for x in a] == [x[0].text for x in b]
+
+
+def test_scoring_multi_token_words(smollm2: str) -> None:
+    engine = LocalEngine.get(smollm2)
+    word = " unfavourable"
+    ids = engine.tokenizer.encode(word, add_special_tokens=False)
+    assert len(ids) > 1, "precondition: the word must be several tokens"
+    prefix = render_mix_prompt(SST2, ANCHORS[:2]) + " a dull film (Sentiment:"
+    (whole,) = engine.score(prefix, [word])
+    # Chain rule: the word's logprob is the sum over its tokens, step by step.
+    total, context = 0.0, prefix
+    for tid in ids:
+        piece = engine.tokenizer.decode([tid])
+        (lp,) = engine.score(context, [piece])
+        total += lp
+        context += piece
+    assert whole == pytest.approx(total, abs=1e-3)
+
+
+def test_multi_token_label_words_are_rescored(smollm2: str) -> None:
+    spec = TaskSpec(
+        name="fav",
+        text_type="movie review",
+        label_type="verdict",
+        verbalizer={"positive": "favourable", "negative": "unfavourable"},
+    )
+    llm = TransformersLLM(model=smollm2, seed=3)
+    out = build_mix_chain(llm, spec).batch(_prompts(8), return_exceptions=True)
+    items = [o for o in out if not isinstance(o, Exception)]
+    assert items, f"no parsable item in {out}"
+    for item in items:
+        assert item.soft_label_source == "rescored"
+        assert sum(item.soft_label.values()) == pytest.approx(1.0)
+        assert 0.0 < item.label_mass <= 1.0
+
+
+def test_inline_soft_label_equals_a_rescoring_pass() -> None:
+    llm = TransformersLLM(seed=1)  # the default model, Gemma 3 270M
+    inputs = _prompts(12, seed=4)
+    out = build_mix_chain(llm, SST2).batch(inputs, return_exceptions=True)
+    diffs = []
+    for inp, item in zip(inputs, out, strict=True):
+        if isinstance(item, Exception) or item.soft_label_source != "inline":
+            continue
+        if not item.completion.startswith(f" {item.text} ("):
+            continue  # whitespace was normalised: not the same context
+        prefix = f"{render_mix_prompt(SST2, inp['anchors'])} {item.text} {SST2.label_marker}"
+        dist, _ = normalise(rescore_word_probs(llm, prefix, SST2.words))
+        diffs.append(abs(dist["positive"] - item.soft_label["positive"]))
+    assert len(diffs) >= 4, "too few inline items to compare"
+    assert sum(diffs) / len(diffs) < 0.01
+    assert max(diffs) < 0.05
+
+
+def test_augment_on_the_default_model() -> None:
+    examples = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    res = augment(examples, SST2, n=4, seed=2, batch_size=8)
+    assert len(res.records) == 4
+    for r in res.records:
+        SyntheticRecord.model_validate(json.loads(r.model_dump_json()))
+        assert sum(r.soft_label.values()) == pytest.approx(1.0)
+        assert r.model == "gemma3-270m"
+        assert r.text and r.label in ("positive", "negative")
+
+
+def test_chat_model_with_a_template_returns_openai_logprobs(smollm2: str) -> None:
+    chat = ChatTransformers(model=smollm2, temperature=0, max_tokens=8)
+    assert "<|im_start|>" in chat.render(chat._convert_input("hi").to_messages())
+    msg = chat.bind(logprobs=True, top_logprobs=4).invoke("Say hello.")
+    content = msg.response_metadata["logprobs"]["content"]
+    assert "".join(t["token"] for t in content).startswith(msg.content)
+    assert all(len(t["top_logprobs"]) == 4 for t in content)
+    assert msg.usage_metadata["output_tokens"] == len(content)
+    plain = chat.invoke("Say hello.")
+    assert "logprobs" not in plain.response_metadata
+
+
+def test_base_model_chat_runs_raw() -> None:
+    chat = ChatTransformers(max_tokens=30, seed=0)  # Gemma base: no chat template
+    msgs = build_mix_chain(chat, SST2).first.format_messages(anchors=ANCHORS[:2])  # type: ignore[attr-defined]
+    text = chat.render(msgs)
+    assert text.endswith("\nMovie review:") and "<start_of_turn>" not in text
+    out = build_mix_chain(chat, SST2).batch(_prompts(4, seed=9), return_exceptions=True)
+    assert any(not isinstance(o, Exception) for o in out)
