@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -129,6 +130,11 @@ def generate_with_logprobs(
     return GenerationStep(llm=llm, call_kwargs=call)
 
 
+def label_end_pattern(spec: TaskSpec) -> str:
+    """Regex matching ``(<Label type>: <word>)``: where an item ends."""
+    return "(?i)" + re.escape(spec.label_marker) + r"[^()\n]*\)"
+
+
 def build_mix_chain(
     llm: BaseLanguageModel[Any],
     spec: TaskSpec,
@@ -156,6 +162,9 @@ def build_mix_chain(
         ``return_exceptions=True`` to get :class:`~mixaug.errors.ParseFailure` per item.
     """
     chat = isinstance(llm, BaseChatModel) if mode == "auto" else mode == "chat"
+    if "stop_after" in type(llm).model_fields and "stop_after" not in kwargs:
+        # Local models can also stop right after the label's closing parenthesis.
+        kwargs["stop_after"] = [label_end_pattern(spec)]
     prompt: Runnable[dict[str, Any], PromptValue] = (
         MixChatPromptTemplate(spec=spec) if chat else MixPromptTemplate(spec=spec)
     )

@@ -65,6 +65,8 @@ class ChatTransformers(BaseChatModel):
     max_retries: int = 0
     """Accepted for API parity; local generation does not retry."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    stop_after: list[str] | None = None
+    """Regular expressions that end a reply right after their first match."""
     logprobs: bool | None = None
     """Return logprobs in ``response_metadata["logprobs"]``."""
     top_logprobs: int | None = None
@@ -122,6 +124,7 @@ class ChatTransformers(BaseChatModel):
             top_p=float(kwargs.get("top_p", self.top_p)),
             frequency_penalty=float(kwargs.get("frequency_penalty", self.frequency_penalty)),
             stop=list(stop if stop is not None else (self.stop or [])),
+            stop_after=list(kwargs.get("stop_after", self.stop_after) or []),
             top_logprobs=(20 if k is None else int(k)) if want else 0,
             seed=kwargs.get("seed", self.seed),
         )

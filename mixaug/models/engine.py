@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -39,6 +40,8 @@ class SamplingParams:
     frequency_penalty: float = 0.0
     stop: list[str] = field(default_factory=list)
     """Stop strings; the text ends before the first one (it is not included)."""
+    stop_after: list[str] = field(default_factory=list)
+    """Regular expressions; the text ends right after the first match (included)."""
     top_logprobs: int = 20
     seed: int | None = None
 
@@ -122,18 +125,25 @@ class _FrequencyPenalty:
 
 
 class _StopOnStrings:
-    """Stopping criterion: per row, stop once the generated text holds a stop string."""
+    """Stopping criterion: per row, stop at a stop string or after a stop pattern."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, stops: list[str], prompt_len: int):
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        stops: list[str],
+        patterns: list[re.Pattern[str]],
+        prompt_len: int,
+    ) -> None:
         self.tokenizer = tokenizer
         self.stops = [s for s in stops if s]
+        self.patterns = patterns
         self.prompt_len = prompt_len
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
         import torch
 
         done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        if not self.stops:
+        if not self.stops and not self.patterns:
             return done
         for i in range(input_ids.shape[0]):
             # Only the tail can hold a new stop string: decode a short window.
@@ -141,7 +151,14 @@ class _StopOnStrings:
                 input_ids[i, max(self.prompt_len, input_ids.shape[1] - 8) :],
                 skip_special_tokens=True,
             )
-            done[i] = any(s in tail for s in self.stops)
+            hit = any(s in tail for s in self.stops)
+            if not hit and self.patterns and ")" in tail:
+                # Patterns may span many tokens: check the whole generated part.
+                text = self.tokenizer.decode(
+                    input_ids[i, self.prompt_len :], skip_special_tokens=True
+                )
+                hit = any(p.search(text) for p in self.patterns)
+            done[i] = hit
         return done
 
 
@@ -243,6 +260,7 @@ class LocalEngine:
             tok, model = self.tokenizer, self.model
             enc = self._encode_batch(prompts)
             prompt_len = enc["input_ids"].shape[1]
+            patterns = [re.compile(p) for p in params.stop_after]
             recorder = _Recorder(params.top_logprobs)
             processors: list[Any] = [recorder]
             if params.frequency_penalty:
@@ -266,7 +284,7 @@ class LocalEngine:
                     generation_config=config,
                     logits_processor=LogitsProcessorList(processors),
                     stopping_criteria=StoppingCriteriaList(
-                        [_StopOnStrings(tok, params.stop, prompt_len)]
+                        [_StopOnStrings(tok, params.stop, patterns, prompt_len)]
                     ),
                 )
             recorder.finish(out)
@@ -305,8 +323,14 @@ class LocalEngine:
             prev = cur
         text = "".join(pieces)
         finish = "stop" if hit_eos else "length"
-        # Apply stop strings: the text ends before the first stop string.
-        cut = min((text.find(s) for s in params.stop if s and s in text), default=-1)
+        # Apply stop strings (the text ends before the first one) and stop patterns
+        # (the text ends right after the first match).
+        cuts = [text.find(s) for s in params.stop if s and s in text]
+        for pattern in params.stop_after:
+            m = re.search(pattern, text)
+            if m:
+                cuts.append(m.end())
+        cut = min(cuts, default=-1)
         if cut >= 0:
             text, finish = text[:cut], "stop"
         tokens: list[TokenLogprob] = []

@@ -60,6 +60,8 @@ class TransformersLLM(BaseLLM):
     logprobs: int | None = 20
     """Top alternatives recorded per generated token; ``None`` records none."""
     stop: list[str] | None = None
+    stop_after: list[str] | None = None
+    """Regular expressions that end a generation right after their first match."""
     seed: int | None = None
     """Seed for sampling (set before each batch)."""
     batch_size: int = Field(default=16, ge=1)
@@ -98,6 +100,7 @@ class TransformersLLM(BaseLLM):
             top_p=float(kwargs.get("top_p", self.top_p)),
             frequency_penalty=float(kwargs.get("frequency_penalty", self.frequency_penalty)),
             stop=list(stop if stop is not None else (self.stop or [])),
+            stop_after=list(kwargs.get("stop_after", self.stop_after) or []),
             top_logprobs=int(lp or 0),
             seed=kwargs.get("seed", self.seed),
         )

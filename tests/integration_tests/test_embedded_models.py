@@ -105,6 +105,8 @@ def test_inline_soft_label_equals_a_rescoring_pass() -> None:
     for inp, item in zip(inputs, out, strict=True):
         if isinstance(item, Exception) or item.soft_label_source != "inline":
             continue
+        # Generation stops right after the label's closing parenthesis (or at a newline).
+        assert item.completion.endswith(")") or "\n" not in item.completion
         if not item.completion.startswith(f" {item.text} ("):
             continue  # whitespace was normalised: not the same context
         prefix = f"{render_mix_prompt(SST2, inp['anchors'])} {item.text} {SST2.label_marker}"
@@ -113,6 +115,15 @@ def test_inline_soft_label_equals_a_rescoring_pass() -> None:
     assert len(diffs) >= 4, "too few inline items to compare"
     assert sum(diffs) / len(diffs) < 0.01
     assert max(diffs) < 0.05
+
+
+def test_same_seed_same_records(smollm2: str) -> None:
+    examples = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    runs = [
+        augment(examples, SST2, TransformersLLM(model=smollm2), n=3, seed=5, batch_size=4)
+        for _ in range(2)
+    ]
+    assert [r.model_dump() for r in runs[0].records] == [r.model_dump() for r in runs[1].records]
 
 
 def test_augment_on_the_default_model() -> None:

@@ -105,3 +105,26 @@ def test_multiclass_soft_label_over_all_words(anchors: list[dict[str, str]]) -> 
     assert item.soft_label["LOC"] == pytest.approx(0.4 / 0.9)
     assert sum(item.soft_label.values()) == pytest.approx(1.0)
     assert item.generated_label == "LOC"
+
+
+def test_label_end_pattern_stops_after_the_closing_parenthesis() -> None:
+    import re
+
+    from mixaug.chains.mix import label_end_pattern
+
+    p = re.compile(label_end_pattern(SST2))
+    m = p.search(" a (mostly) fine film (Sentiment: positive) and then more")
+    assert m is not None and m.group(0) == "(Sentiment: positive)"
+    assert p.search(" (sentiment: Negative)") is not None
+    assert p.search(" no label (aside)") is None
+
+
+def test_stop_after_is_only_sent_to_models_that_accept_it(anchors: list[dict[str, str]]) -> None:
+    reply = labelled_reply("fine", "positive", {" positive": 0.6, " negative": 0.3})
+    step = build_mix_chain(fake_chat([reply]), SST2).steps[1]  # type: ignore[attr-defined]
+    assert "stop_after" not in step.call_kwargs
+    from mixaug import TransformersLLM
+
+    step = build_mix_chain(TransformersLLM(), SST2).steps[1]  # type: ignore[attr-defined]
+    assert step.call_kwargs["stop_after"] and step.call_kwargs["stop"] == ["\n"]
+    assert step.call_kwargs["logprobs"] == 20
