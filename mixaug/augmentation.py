@@ -224,6 +224,8 @@ def augment(
             result.attempts += 1
             if isinstance(out, ParseFailure):
                 result.failures[out.reason] += 1
+                result.prompt_tokens += out.prompt_tokens
+                result.completion_tokens += out.completion_tokens
                 continue
             if isinstance(out, Exception):
                 errors_here += 1

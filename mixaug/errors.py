@@ -36,9 +36,13 @@ class ParseFailure(ValueError):
     Attributes:
         reason: short machine-readable reason, counted in the run summary.
         completion: the raw text the model produced.
+        prompt_tokens: tokens of the prompt the failed call used (if known).
+        completion_tokens: tokens the failed call generated (if known).
     """
 
     def __init__(self, reason: str, message: str, completion: str = "") -> None:
         super().__init__(message)
         self.reason = reason
         self.completion = completion
+        self.prompt_tokens = 0
+        self.completion_tokens = 0

@@ -160,6 +160,14 @@ class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
         return self._call_with_config(self._parse, input, config)
 
     def _parse(self, pg: PromptGeneration) -> LabelledItem:
+        try:
+            return self._parse_item(pg)
+        except ParseFailure as e:
+            # A failed continuation still cost tokens: keep the count with the error.
+            e.prompt_tokens, e.completion_tokens = pg.usage()
+            raise
+
+    def _parse_item(self, pg: PromptGeneration) -> LabelledItem:
         spec = self.spec
         completion = pg.completion_text
         meta = pg.metadata

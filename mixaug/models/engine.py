@@ -154,8 +154,8 @@ class _StopOnStrings:
             hit = any(s in tail for s in self.stops)
             if not hit and self.patterns and ")" in tail:
                 # Patterns may span many tokens: check the whole generated part.
-                text = self.tokenizer.decode(
-                    input_ids[i, self.prompt_len :], skip_special_tokens=True
+                text = str(
+                    self.tokenizer.decode(input_ids[i, self.prompt_len :], skip_special_tokens=True)
                 )
                 hit = any(p.search(text) for p in self.patterns)
             done[i] = hit

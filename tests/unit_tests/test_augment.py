@@ -69,7 +69,11 @@ def test_retry_budget_stops_an_unparseable_model() -> None:
 
 def test_summary_agreement_and_surplus() -> None:
     msgs = [
-        AIMessage(content=" no label", response_metadata={"finish_reason": "stop"}),
+        AIMessage(
+            content=" no label",
+            response_metadata={"finish_reason": "stop"},
+            usage_metadata={"input_tokens": 50, "output_tokens": 2, "total_tokens": 52},
+        ),
         labelled_reply("a", "positive", {" positive": 0.8, " negative": 0.1}),
         labelled_reply("b", "positive", {" positive": 0.1, " negative": 0.8}),
         labelled_reply("c", "negative", {" positive": 0.1, " negative": 0.8}),
@@ -81,6 +85,8 @@ def test_summary_agreement_and_surplus() -> None:
     # one of them is surplus.
     assert s.kept == 3 and s.surplus == 1 and s.attempts == 5
     assert s.failures == {"no_label": 1}
+    # Tokens of every call count, the failed and surplus ones too (50 prompt tokens each).
+    assert s.prompt_tokens == 50 * 5
     assert s.label_agreement == pytest.approx(2 / 3, abs=1e-3)
     assert s.parse_rate == 0.8
     assert s.label_counts == {"negative": 2, "positive": 1}
