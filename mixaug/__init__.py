@@ -25,7 +25,7 @@ from mixaug.chains import (  # noqa: E402
     generate_with_logprobs,
     parse_continuation,
 )
-from mixaug.config import AugmentConfig, LLMConfig, load_config  # noqa: E402
+from mixaug.config import AnchorConfig, AugmentConfig, LLMConfig, load_config  # noqa: E402
 from mixaug.data import check_labels, load_examples  # noqa: E402
 from mixaug.errors import (  # noqa: E402
     ConfigError,
@@ -37,7 +37,19 @@ from mixaug.errors import (  # noqa: E402
 )
 from mixaug.models import ChatTransformers, TransformersLLM  # noqa: E402
 from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord  # noqa: E402
-from mixaug.selectors import AnchorSelector, RandomAnchorSelector  # noqa: E402
+from mixaug.selectors import (  # noqa: E402
+    STRATEGIES,
+    AnchorIndex,
+    AnchorSelector,
+    BalancedAnchorSelector,
+    DiverseSelector,
+    MixedClassSelector,
+    RandomAnchorSelector,
+    SameClassSelector,
+    SimilarSelector,
+    default_embeddings,
+    make_selector,
+)
 from mixaug.softlabels import LabelScorer, tokens_from_logprobs  # noqa: E402
 from mixaug.specs import BUILTIN_SPECS, TaskSpec, get_spec, load_spec_yaml  # noqa: E402
 
@@ -45,7 +57,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_SPECS",
+    "STRATEGIES",
+    "AnchorConfig",
+    "AnchorIndex",
     "AnchorSelector",
+    "BalancedAnchorSelector",
+    "DiverseSelector",
+    "MixedClassSelector",
+    "SameClassSelector",
+    "SimilarSelector",
+    "default_embeddings",
+    "make_selector",
     "AugmentConfig",
     "AugmentResult",
     "ChatTransformers",

@@ -69,6 +69,7 @@ class AugmentResult:
         """A :class:`RunSummary` of this result."""
         recs = self.records
         with_gen = [r for r in recs if r.generated_label is not None]
+        sims = [r.anchor_similarity for r in recs if r.anchor_similarity is not None]
         agree = sum(r.generated_label == r.label for r in with_gen)
         return RunSummary(
             task=task,
@@ -76,6 +77,7 @@ class AugmentResult:
             seed=seed,
             k=k,
             anchor_strategy=strategy,
+            mean_anchor_similarity=round(sum(sims) / len(sims), 4) if sims else None,
             requested=requested,
             kept=len(recs),
             attempts=self.attempts,
@@ -132,6 +134,7 @@ def _record(
     index: int,
     spec: TaskSpec,
     strategy: str,
+    similarity: float | None,
     model: str,
     seed: int,
 ) -> SyntheticRecord:
@@ -145,6 +148,7 @@ def _record(
         label_mass=item.label_mass,
         anchors=[Example(text=a["text"], label=a["label"]) for a in anchors],
         anchor_strategy=strategy,
+        anchor_similarity=None if similarity is None else round(similarity, 6),
         model=model,
         prompt_hash=prompt_hash(prompt),
         seed=seed,
@@ -248,6 +252,7 @@ def augment(
                     index=len(result.records) + len(new),
                     spec=spec,
                     strategy=strategy,
+                    similarity=selector.similarity(anchors),
                     model=name,
                     seed=seed,
                 )
@@ -279,11 +284,13 @@ def dry_run_rows(
     for i in range(n):
         anchors = selector.select_examples({})
         prompt = render_mix_prompt(spec, anchors)
+        sim = selector.similarity(anchors)
         rows.append(
             {
                 "id": f"{spec.name}-s{seed}-{i:06d}",
-                "anchors": anchors,
+                "anchors": [{"text": a["text"], "label": a["label"]} for a in anchors],
                 "anchor_strategy": strategy,
+                "anchor_similarity": None if sim is None else round(sim, 6),
                 "prompt": prompt,
                 "prompt_hash": prompt_hash(prompt),
                 "seed": seed,

@@ -60,12 +60,12 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from mixaug.config import apply_overrides, load_config
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
-    from mixaug.selectors import make_selector
+    from mixaug.selectors import EMBEDDED_STRATEGIES, check_strategy, make_selector
     from mixaug.specs import get_spec, spec_from_dict
 
     cfg = apply_overrides(
         load_config(args.config),
-        {key: getattr(args, key) for key in ("n", "k", "seed", "anchors", "max_attempts")},
+        {key: getattr(args, key) for key in ("n", "k", "seed", "anchors", "store", "max_attempts")},
         {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
     )
     if cfg.n is None:
@@ -76,11 +76,21 @@ def cmd_augment(args: argparse.Namespace) -> int:
         msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
         raise ConfigError(msg)
     spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    check_strategy(cfg.anchors.strategy)
     examples = load_examples(args.data)
     spec = check_labels(examples, spec)
-    selector = make_selector(cfg.anchors, examples, k=cfg.k, seed=cfg.seed)
     out = Path(args.out)
     _writable(out)
+    if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
+        _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
+    selector = make_selector(
+        cfg.anchors.strategy,
+        examples,
+        k=cfg.k,
+        seed=cfg.seed,
+        store_dir=cfg.anchors.store,
+        options=cfg.anchors.options(),
+    )
     summary_file = summary_path(out)
 
     if args.dry_run:
@@ -176,6 +186,9 @@ def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
         f"({s['attempts']} tried, {s['surplus']} surplus)"
     )
     _out(f"parse rate      {s['parse_rate']:.0%}   dropped: {fails}")
+    sim = s["mean_anchor_similarity"]
+    sim_text = "" if sim is None else f", mean pairwise cosine {sim:.3f}"
+    _out(f"anchors         {s['anchor_strategy']}{sim_text}")
     _out(f"labels          {s['label_counts']}")
     _out(f"argmax = generated label  {agree}   soft labels: {s['soft_label_sources']}")
     _out(f"tokens          {s['prompt_tokens']} prompt, {s['completion_tokens']} completion")
@@ -258,7 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", required=True, help="output JSONL (a .summary.json goes beside it)")
     a.add_argument("--k", type=int, help="anchors per prompt (default 2)")
     a.add_argument("--seed", type=int, help="random seed (default 0)")
-    a.add_argument("--anchors", help="anchor strategy (default random)")
+    a.add_argument(
+        "--anchors",
+        help="anchor strategy: random (default), balanced, same-class, mixed-class, "
+        "diverse or similar",
+    )
+    a.add_argument("--store", help="folder of a persistent embedding cache for embedded anchors")
     a.add_argument("--config", help="YAML config file")
     a.add_argument("--model", help="embedded model name, .gguf file or HF folder")
     a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mixaug.errors import ConfigError
 from mixaug.models.registry import DEFAULT_MODEL
@@ -45,6 +45,33 @@ class LLMConfig(BaseModel):
     """Torch CPU threads (``None``: torch's default)."""
 
 
+class AnchorConfig(BaseModel):
+    """How anchors are chosen (``anchors: diverse`` is short for ``{strategy: diverse}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = "random"
+    """random, balanced, same-class, mixed-class, diverse or similar."""
+    store: str | None = None
+    """Folder of a persistent Chroma embedding cache (embed a pool once)."""
+    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
+    """``diverse``: relevance weight λ (0 = most diverse; default 0.25)."""
+    fetch_k: int | None = Field(default=None, ge=1)
+    """``diverse``: random candidates per selection (default 64)."""
+    class_filter: Literal["any", "same"] | None = None
+    """``diverse``: keep all anchors in one class (``same``) or not (``any``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"strategy": value} if isinstance(value, str) else value
+
+    def options(self) -> dict[str, Any]:
+        """Strategy options that were set."""
+        keys = ("mmr_lambda", "fetch_k", "class_filter")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
 class AugmentConfig(BaseModel):
     """Settings of ``mixaug augment``; command-line flags override them."""
 
@@ -56,8 +83,8 @@ class AugmentConfig(BaseModel):
     n: int | None = Field(default=None, ge=1)
     k: int = Field(default=2, ge=1, le=32)
     seed: int = 0
-    anchors: str = "random"
-    """Anchor strategy name."""
+    anchors: AnchorConfig = Field(default_factory=AnchorConfig)
+    """Anchor strategy and its options."""
     max_attempts: int | None = Field(default=None, ge=1)
     """Continuations to try before giving up (default 3n + 16)."""
 
@@ -106,6 +133,15 @@ def apply_overrides(
         ConfigError: naming each field whose new value is invalid.
     """
     data = cfg.model_dump()
+    top = dict(top)
+    anchor_updates = {
+        "strategy": top.pop("anchors", None),
+        "store": top.pop("store", None),
+    }
+    data["anchors"] = {
+        **data["anchors"],
+        **{k: v for k, v in anchor_updates.items() if v is not None},
+    }
     data.update({k: v for k, v in top.items() if v is not None})
     data["llm"] = {**data["llm"], **{k: v for k, v in llm.items() if v is not None}}
     try:

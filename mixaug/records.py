@@ -68,6 +68,8 @@ class SyntheticRecord(BaseModel):
     label_mass: float = Field(ge=0.0, le=1.0 + 1e-6)
     anchors: list[Example]
     anchor_strategy: str
+    anchor_similarity: float | None = None
+    """Mean pairwise cosine similarity of the anchors (``None`` when not embedded)."""
     model: str
     prompt_hash: str
     seed: int
@@ -105,6 +107,8 @@ class RunSummary(BaseModel):
     seed: int
     k: int
     anchor_strategy: str
+    mean_anchor_similarity: float | None = None
+    """Mean of the records' ``anchor_similarity``."""
     requested: int
     kept: int
     attempts: int

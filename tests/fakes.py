@@ -114,3 +114,27 @@ def completion_reply(
     pieces: list[tuple[str, dict[str, float]]] = [(" " + w, {}) for w in text.split(" ")]
     pieces += [(" " + marker, {}), (" " + word, label_probs), (")", {})]
     return "".join(p for p, _ in pieces), pieces
+
+
+class KeywordEmbedding:
+    """A tiny embedder for tests: one dimension per topic word, so geometry is known.
+
+    Texts sharing topic words are close; a small per-text hash term breaks ties.
+    """
+
+    TOPICS = ("cast", "plot", "music", "ending", "effects", "jokes", "pace", "story")
+
+    def _vec(self, text: str) -> list[float]:
+        import hashlib
+
+        words = text.lower().split()
+        v = [float(words.count(t)) for t in self.TOPICS]
+        h = hashlib.sha256(text.encode()).digest()
+        v += [b / 2550.0 for b in h[:4]]
+        return v
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._vec(t) for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vec(text)

@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import random
 from abc import abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.example_selectors import BaseExampleSelector
 
+from mixaug.errors import DataError
+
+if TYPE_CHECKING:
+    from mixaug.selectors.index import AnchorIndex
+
 
 class AnchorSelector(BaseExampleSelector):
-    """Chooses the k anchors of one prompt.
+    """Chooses the k anchors of one prompt, deterministically under a seed.
 
-    Subclasses implement :meth:`select_examples` (``input_variables`` may carry
-    hints such as a target label) and name their strategy in ``strategy``.
+    Subclasses implement :meth:`select_examples`; ``input_variables`` may carry
+    hints: ``label`` (the class to draw from) and ``query`` (a text to start from).
+    With an :class:`~mixaug.selectors.index.AnchorIndex`, :meth:`similarity` gives
+    the anchors' mean pairwise cosine similarity.
     """
 
     strategy: str = "base"
+    index: AnchorIndex | None = None
+
+    def __init__(self, k: int, seed: int) -> None:
+        if k < 1:
+            msg = f"k must be at least 1, got {k}."
+            raise DataError(msg)
+        self.k = k
+        self.seed = seed
+        self._rng = random.Random(seed)
 
     @abstractmethod
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
         """Return k anchors as ``{"text", "label"}`` dicts."""
+
+    def similarity(self, anchors: list[dict[str, Any]]) -> float | None:
+        """Mean pairwise cosine similarity of ``anchors`` (``None`` without an index)."""
+        if self.index is None:
+            return None
+        positions = [self.index.position(a) for a in anchors]
+        if any(p is None for p in positions):
+            return None
+        return self.index.mean_pairwise_cosine([p for p in positions if p is not None])

@@ -1,9 +1,8 @@
-"""Uniformly random anchors: the paper's default strategy."""
+"""Uniformly random anchors (the paper's default) and class-balanced draws."""
 
 from __future__ import annotations
 
-import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
 
@@ -11,9 +10,28 @@ from mixaug.errors import DataError
 from mixaug.records import Example
 from mixaug.selectors.base import AnchorSelector
 
+if TYPE_CHECKING:
+    from mixaug.selectors.index import AnchorIndex
+
+
+def _as_dicts(examples: list[Example] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e.model_dump() if isinstance(e, Example) else dict(e) for e in examples]
+
+
+def _check_pool(n: int, k: int) -> None:
+    if n == 0:
+        msg = "The anchor pool is empty; give at least k labelled examples."
+        raise DataError(msg)
+    if k > n:
+        msg = (
+            f"k={k} anchors were asked for but the data has only {n} examples; "
+            f"lower --k to at most {n} or add data."
+        )
+        raise DataError(msg)
+
 
 class RandomAnchorSelector(AnchorSelector):
-    """Draws k distinct anchors uniformly from the pool, deterministically per seed.
+    """Draws k distinct anchors uniformly from the pool.
 
     Example:
         >>> sel = RandomAnchorSelector([{"text": "a", "label": "x"},
@@ -24,25 +42,17 @@ class RandomAnchorSelector(AnchorSelector):
 
     strategy = "random"
 
-    def __init__(self, examples: list[Example] | list[dict[str, Any]], k: int = 2, seed: int = 0):
-        self.examples: list[dict[str, Any]] = [
-            e.model_dump() if isinstance(e, Example) else dict(e) for e in examples
-        ]
-        if not self.examples:
-            msg = "The anchor pool is empty; give at least k labelled examples."
-            raise DataError(msg)
-        if k < 1:
-            msg = f"k must be at least 1, got {k}."
-            raise DataError(msg)
-        if k > len(self.examples):
-            msg = (
-                f"k={k} anchors were asked for but the data has only {len(self.examples)} "
-                f"examples; lower --k to at most {len(self.examples)} or add data."
-            )
-            raise DataError(msg)
-        self.k = k
-        self.seed = seed
-        self._rng = random.Random(seed)
+    def __init__(
+        self,
+        examples: list[Example] | list[dict[str, Any]],
+        k: int = 2,
+        seed: int = 0,
+        index: AnchorIndex | None = None,
+    ) -> None:
+        super().__init__(k, seed)
+        self.examples = _as_dicts(examples)
+        _check_pool(len(self.examples), k)
+        self.index = index
 
     @override
     def add_example(self, example: dict[str, str]) -> None:
@@ -51,3 +61,55 @@ class RandomAnchorSelector(AnchorSelector):
     @override
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
         return self._rng.sample(self.examples, self.k)
+
+
+class BalancedAnchorSelector(AnchorSelector):
+    """Class-balanced draws: k different classes (cycling when k > classes), one anchor each.
+
+    Example:
+        >>> pool = [{"text": t, "label": lab} for t, lab in
+        ...         [("a", "x"), ("b", "x"), ("c", "x"), ("d", "y")]]
+        >>> sel = BalancedAnchorSelector(pool, k=2, seed=1)
+        >>> sorted(a["label"] for a in sel.select_examples({}))
+        ['x', 'y']
+    """
+
+    strategy = "balanced"
+
+    def __init__(
+        self,
+        examples: list[Example] | list[dict[str, Any]],
+        k: int = 2,
+        seed: int = 0,
+        index: AnchorIndex | None = None,
+    ) -> None:
+        super().__init__(k, seed)
+        self.examples = _as_dicts(examples)
+        _check_pool(len(self.examples), k)
+        self.index = index
+        self._by_label: dict[str, list[dict[str, Any]]] = {}
+        for e in self.examples:
+            self._by_label.setdefault(str(e["label"]), []).append(e)
+        self._labels = sorted(self._by_label)
+
+    @override
+    def add_example(self, example: dict[str, str]) -> None:
+        self.examples.append(dict(example))
+        self._by_label.setdefault(str(example["label"]), []).append(dict(example))
+        self._labels = sorted(self._by_label)
+
+    @override
+    def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
+        order = self._rng.sample(self._labels, len(self._labels))
+        chosen: list[dict[str, Any]] = []
+        used: set[int] = set()
+        i = 0
+        while len(chosen) < self.k:
+            members = self._by_label[order[i % len(order)]]
+            free = [m for m in members if id(m) not in used]
+            if free:
+                pick = self._rng.choice(free)
+                used.add(id(pick))
+                chosen.append(pick)
+            i += 1
+        return chosen

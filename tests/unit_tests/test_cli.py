@@ -174,3 +174,131 @@ def test_usage_error_exits_2() -> None:
     with pytest.raises(SystemExit) as e:
         main(["augment", "--task", "sst2"])
     assert e.value.code == 2
+
+
+@pytest.fixture
+def fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fakes import KeywordEmbedding
+
+    import mixaug.selectors
+
+    monkeypatch.setattr(mixaug.selectors, "default_embeddings", lambda: KeywordEmbedding())
+
+
+@pytest.mark.parametrize(
+    "strategy", ["balanced", "same-class", "mixed-class", "diverse", "similar"]
+)
+def test_dry_run_with_each_strategy(
+    strategy: str, reviews_file: Path, tmp_path: Path, fake_embedder: None
+) -> None:
+    out = tmp_path / "dry.jsonl"
+    code = main(
+        [
+            "augment",
+            "--data",
+            str(reviews_file),
+            "--task",
+            "sst2",
+            "--n",
+            "4",
+            "--out",
+            str(out),
+            "--dry-run",
+            "--anchors",
+            strategy,
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["anchor_strategy"] == strategy for r in rows)
+    if strategy != "balanced":
+        assert all(isinstance(r["anchor_similarity"], float) for r in rows)
+    if strategy == "mixed-class":
+        assert all(len({a["label"] for a in r["anchors"]}) == 2 for r in rows)
+    if strategy == "same-class":
+        assert all(len({a["label"] for a in r["anchors"]}) == 1 for r in rows)
+
+
+def test_anchor_options_from_config(
+    reviews_file: Path, tmp_path: Path, fake_embedder: None
+) -> None:
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("anchors:\n  strategy: diverse\n  mmr_lambda: 0.1\n  class_filter: same\n")
+    out = tmp_path / "dry.jsonl"
+    assert (
+        main(
+            [
+                "augment",
+                "--data",
+                str(reviews_file),
+                "--task",
+                "sst2",
+                "--n",
+                "3",
+                "--out",
+                str(out),
+                "--dry-run",
+                "--config",
+                str(cfg),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(len({a["label"] for a in r["anchors"]}) == 1 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("rows", "args", "needle"),
+    [
+        (
+            [{"text": "a", "label": "positive"}, {"text": "b", "label": "positive"}],
+            ["--anchors", "mixed-class"],
+            "at least two classes",
+        ),
+        (
+            [{"text": "a", "label": "positive"}, {"text": "b", "label": "negative"}],
+            ["--anchors", "same-class"],
+            "lower --k",
+        ),
+        (
+            [{"text": "a", "label": "positive"}, {"text": "b", "label": "negative"}],
+            ["--config", "BADCFG"],
+            "anchors.mmr_lambda",
+        ),
+    ],
+)
+def test_strategy_input_errors_exit_2(
+    rows: list[dict],
+    args: list[str],
+    needle: str,
+    tmp_path: Path,
+    fake_embedder: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("anchors: {strategy: diverse, mmr_lambda: 7}\n")
+    args = [str(bad) if a == "BADCFG" else a for a in args]
+    before = _files(tmp_path)
+    assert (
+        main(
+            [
+                "augment",
+                "--data",
+                str(data),
+                "--task",
+                "sst2",
+                "--n",
+                "2",
+                "--out",
+                str(tmp_path / "o.jsonl"),
+                *args,
+            ]
+        )
+        == 2
+    )
+    assert needle in capsys.readouterr().err
+    assert _files(tmp_path) == before

@@ -8,6 +8,16 @@ import mixaug.training
 def test_public_api_is_pinned() -> None:
     expected = {
         "BUILTIN_SPECS",
+        "STRATEGIES",
+        "AnchorConfig",
+        "AnchorIndex",
+        "BalancedAnchorSelector",
+        "DiverseSelector",
+        "MixedClassSelector",
+        "SameClassSelector",
+        "SimilarSelector",
+        "default_embeddings",
+        "make_selector",
         "AnchorSelector",
         "AugmentConfig",
         "AugmentResult",
