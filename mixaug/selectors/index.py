@@ -196,37 +196,55 @@ class AnchorIndex:
     ) -> list[int]:
         """Pool positions of the ``k`` nearest examples, optionally within/outside a class.
 
-        Queries the vector store (Chroma filters natively; other stores are
-        over-fetched and filtered here).
+        Asks the vector store for a few more neighbours than needed, unfiltered
+        (metadata-filtered ANN search is slow: Chroma scans the filtered set), keeps
+        those that pass the class filter, and falls back to an exact search over the
+        class's vectors when too few pass.
         """
         if k <= 0:
             return []
         skip = set(exclude)
-        where: dict[str, Any] | None = None
-        if label is not None:
-            where = {"label": label}
-        elif not_label is not None:
-            where = {"label": {"$ne": not_label}}
-        is_chroma = type(self.vectorstore).__name__ == "Chroma"
+
+        def ok(pos: int) -> bool:
+            lab = self.examples[pos].label
+            if pos in skip:
+                return False
+            if label is not None and lab != label:
+                return False
+            return not (not_label is not None and lab == not_label)
+
+        filtered = label is not None or not_label is not None
         fetch = k + len(skip)
-        if not is_chroma and where is not None:
-            fetch = min(len(self), max(4 * fetch, 64))
-        kwargs: dict[str, Any] = {"filter": where} if (is_chroma and where) else {}
+        if filtered:
+            fetch = max(4 * fetch, 32)
         docs = self.vectorstore.similarity_search_by_vector(
-            vector.tolist(), k=min(fetch, len(self)), **kwargs
+            vector.tolist(), k=min(fetch, len(self))
         )
-        out: list[int] = []
-        for doc in docs:
-            pos = int(doc.metadata["pos"])
-            lab = doc.metadata["label"]
-            if pos in skip or (label is not None and lab != label):
-                continue
-            if not_label is not None and lab == not_label:
-                continue
-            out.append(pos)
-            if len(out) == k:
-                break
+        out = [p for p in (int(d.metadata["pos"]) for d in docs) if ok(p)][:k]
+        if len(out) < k and filtered:
+            out = self._exact_nearest(vector, k, ok, label, not_label)
         return out
+
+    def _exact_nearest(
+        self,
+        vector: np.ndarray,
+        k: int,
+        ok: Any,
+        label: str | None,
+        not_label: str | None,
+    ) -> list[int]:
+        if label is not None:
+            members = np.asarray(self.by_label.get(label, []), dtype=np.int64)
+        else:
+            members = np.asarray(
+                [i for lab, m in self.by_label.items() if lab != not_label for i in m],
+                dtype=np.int64,
+            )
+        if members.size == 0:
+            return []
+        sims = self.vectors[members] @ vector.astype(np.float32)  # (M,)
+        order = members[np.argsort(-sims, kind="stable")]
+        return [int(p) for p in order if ok(int(p))][:k]
 
     def mean_pairwise_cosine(self, positions: Sequence[int]) -> float | None:
         """Mean cosine similarity over all pairs of the given pool positions."""

@@ -101,15 +101,20 @@ class BalancedAnchorSelector(AnchorSelector):
     @override
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
         order = self._rng.sample(self._labels, len(self._labels))
+        taken: dict[str, set[int]] = {}
         chosen: list[dict[str, Any]] = []
-        used: set[int] = set()
         i = 0
         while len(chosen) < self.k:
-            members = self._by_label[order[i % len(order)]]
-            free = [m for m in members if id(m) not in used]
-            if free:
-                pick = self._rng.choice(free)
-                used.add(id(pick))
-                chosen.append(pick)
+            label = order[i % len(order)]
+            members = self._by_label[label]
+            used = taken.setdefault(label, set())
             i += 1
+            if len(used) >= len(members):
+                continue
+            # Draw positions until a free one comes up: O(1) for a large class.
+            pos = self._rng.randrange(len(members))
+            while pos in used:
+                pos = self._rng.randrange(len(members))
+            used.add(pos)
+            chosen.append(members[pos])
         return chosen
