@@ -81,3 +81,17 @@ def test_cli_with_embedded_anchors_and_a_store(tmp_path: Path) -> None:
         assert all(len({a["label"] for a in r["anchors"]}) == 2 for r in rows)
         assert all(-1.0 <= r["anchor_similarity"] <= 1.0 for r in rows)
     assert any(store.iterdir())
+
+
+def test_augment_with_embedded_anchors(index: AnchorIndex, smollm2: str) -> None:
+    from mixaug import TransformersLLM, augment, get_spec
+
+    sel = make_selector("same-class", index.examples, k=2, seed=3, index=index)
+    res = augment(
+        index.examples, get_spec("sst2"), TransformersLLM(model=smollm2), n=3, selector=sel
+    )
+    assert len(res.records) == 3
+    for r in res.records:
+        assert r.anchor_strategy == "same-class"
+        assert r.anchors[0].label == r.anchors[1].label
+        assert r.anchor_similarity is not None and 0.0 < r.anchor_similarity <= 1.0
