@@ -25,6 +25,7 @@ from mixaug.chains.mix import build_mix_chain
 from mixaug.chains.prompts import prompt_hash, render_mix_prompt
 from mixaug.config import LLMConfig
 from mixaug.errors import MixaugError, ParseFailure
+from mixaug.providers import build_llm
 from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord
 from mixaug.selectors import AnchorSelector, RandomAnchorSelector
 from mixaug.specs import TaskSpec
@@ -96,23 +97,6 @@ class AugmentResult:
         )
 
 
-def build_llm(config: LLMConfig, *, seed: int | None = None) -> BaseLanguageModel[Any]:
-    """The LangChain model a config names."""
-    from mixaug.models import ChatTransformers, TransformersLLM
-
-    common: dict[str, Any] = {
-        "model": config.model,
-        "temperature": config.temperature,
-        "top_p": config.top_p,
-        "max_tokens": config.max_tokens,
-        "frequency_penalty": config.frequency_penalty,
-        "seed": seed,
-    }
-    if config.mode == "chat":
-        return ChatTransformers(**common)
-    return TransformersLLM(**common, batch_size=config.batch_size, threads=config.threads)
-
-
 def model_name(llm: BaseLanguageModel[Any]) -> str:
     """A model's name as recorded in records and summaries."""
     for attr in ("model_name", "model"):
@@ -169,6 +153,8 @@ def augment(
     batch_size: int = 16,
     max_attempts: int | None = None,
     top_logprobs: int = 20,
+    scorer: Any = "auto",
+    concurrency: int | None = None,
     on_batch: Callable[[AugmentResult, list[SyntheticRecord]], None] | None = None,
 ) -> AugmentResult:
     """Generate ``n`` soft-labelled records from ``examples`` with GPT3Mix.
@@ -190,6 +176,9 @@ def augment(
         batch_size: prompts per model call.
         max_attempts: continuations to try at most.
         top_logprobs: alternatives requested per token.
+        scorer: fallback scorer for label words the top-k missed (``"auto"``: the
+            model itself when it can score).
+        concurrency: requests in flight for remote models (``None``: one batched call).
         on_batch: called after each batch with the running result and the new
             records (write them out here to keep them if the run dies).
 
@@ -201,7 +190,13 @@ def augment(
     if selector is None:
         selector = RandomAnchorSelector(examples, k=k, seed=seed)
     strategy = getattr(selector, "strategy", type(selector).__name__)
-    chain = build_mix_chain(llm, spec, top_logprobs=top_logprobs)
+
+    def make_chain(**kw: Any) -> Any:
+        return build_mix_chain(
+            llm, spec, top_logprobs=top_logprobs, scorer=scorer, concurrency=concurrency, **kw
+        )
+
+    chain = make_chain()
     seedable = "seed" in type(llm).model_fields
     name = model_name(llm)
     limit = max_attempts if max_attempts is not None else 3 * n + 16
@@ -217,9 +212,7 @@ def augment(
         anchor_sets = [selector.select_examples({}) for _ in range(size)]
         if seedable:
             # A seed per batch makes a run reproducible under the same --seed.
-            chain = build_mix_chain(
-                llm, spec, top_logprobs=top_logprobs, seed=seed * 1_000_003 + batch_no
-            )
+            chain = make_chain(seed=seed * 1_000_003 + batch_no)
         batch_no += 1
         outputs = chain.batch([{"anchors": a} for a in anchor_sets], return_exceptions=True)
         new: list[SyntheticRecord] = []

@@ -60,6 +60,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from mixaug.config import apply_overrides, load_config
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
+    from mixaug.providers import build_scorer
     from mixaug.selectors import EMBEDDED_STRATEGIES, check_strategy, make_selector
     from mixaug.specs import get_spec, spec_from_dict
 
@@ -114,6 +115,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
         return 0
 
     llm = build_llm(cfg.llm, seed=cfg.seed)
+    scorer = build_scorer(cfg.llm, llm)
+    remote = cfg.llm.provider != "local"
     writer = JsonlWriter(out)
     quiet = args.quiet
 
@@ -142,12 +145,17 @@ def cmd_augment(args: argparse.Namespace) -> int:
             batch_size=cfg.llm.batch_size,
             max_attempts=cfg.max_attempts,
             top_logprobs=cfg.llm.top_logprobs,
+            scorer=scorer,
+            concurrency=cfg.llm.concurrency if remote else None,
             on_batch=on_batch,
         )
     except GenerationAborted as e:
         writer.close()
         _err(f"mixaug: error: {e}")
-        _err(f"mixaug: the records made so far are in {writer.part}")
+        _err(
+            f"mixaug: the provider stopped answering; the records made so far are in "
+            f"{writer.part}. Check the server (llm.base_url) and run the command again."
+        )
         return EXIT_FAILED
     except KeyboardInterrupt:
         writer.close()

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,27 +23,60 @@ class LLMConfig(BaseModel):
     """Which model writes the synthetic items, and how it samples.
 
     Defaults follow the paper: temperature 1, top_p 1, frequency penalty 0.02,
-    about 100 new tokens.
+    about 100 new tokens. API keys never appear here: ``api_key_env`` names the
+    environment variable that holds one.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["local"] = "local"
-    """``local``: an embedded or local transformers model."""
+    provider: Literal["local", "openai", "huggingface"] = "local"
+    """``local``: the embedded transformers model (or any local folder/GGUF);
+    ``openai``: OpenAI or any OpenAI-compatible server (vLLM, llama.cpp, TGI,
+    Ollama); ``huggingface``: langchain-huggingface's pipeline over a local model
+    (no logprobs: soft labels come from votes)."""
     model: str = DEFAULT_MODEL
-    """Embedded model name, ``.gguf`` file or Hugging Face folder."""
+    """Embedded model name, ``.gguf`` file or folder; the served model's name for ``openai``."""
     mode: Literal["completion", "chat"] = "completion"
     """Completion prompt (the paper's) or chat messages."""
+    base_url: str | None = None
+    """``openai``: the server's ``/v1`` URL (unset: api.openai.com)."""
+    api_key_env: str | None = None
+    """``openai``: name of the environment variable holding the API key."""
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(default=100, ge=8, le=4096)
     frequency_penalty: float = Field(default=0.02, ge=-2.0, le=2.0)
     top_logprobs: int = Field(default=20, ge=1, le=100)
-    """Alternatives recorded per token (label words outside them are re-scored)."""
+    """Alternatives recorded per token (OpenAI allows at most 20)."""
+    timeout: float = Field(default=60.0, gt=0.0)
+    """Seconds per request (``openai``)."""
+    max_retries: int = Field(default=3, ge=0, le=20)
+    """Retries with exponential backoff on 429, 5xx, timeouts and refused connections."""
+    concurrency: int = Field(default=4, ge=1, le=256)
+    """Requests in flight at once (``openai``, ``huggingface``)."""
     batch_size: int = Field(default=16, ge=1, le=512)
-    """Prompts per batched forward loop."""
+    """Prompts per batch (one forward loop for ``local``)."""
     threads: int | None = Field(default=None, ge=1)
-    """Torch CPU threads (``None``: torch's default)."""
+    """Torch CPU threads for ``local`` (``None``: torch's default)."""
+    votes: int = Field(default=5, ge=1, le=100)
+    """Samples per item for soft labels from votes (providers without logprobs)."""
+    score_with_completions: bool = True
+    """``openai``: score label words missing from the top-k through the server's
+    completions endpoint (off for servers without one, e.g. OpenAI's chat models)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> LLMConfig:
+        env = self.api_key_env
+        if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
+            msg = (
+                "api_key_env must be the NAME of an environment variable (like "
+                "OPENAI_API_KEY), not the key itself"
+            )
+            raise ValueError(msg)
+        if self.provider == "openai" and self.top_logprobs > 20:
+            msg = f"top_logprobs must be at most 20 for provider openai, got {self.top_logprobs}"
+            raise ValueError(msg)
+        return self
 
 
 class AnchorConfig(BaseModel):

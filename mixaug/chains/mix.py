@@ -42,6 +42,10 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
     llm: BaseLanguageModel
     call_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra call arguments (``logprobs``, ``top_logprobs``, ``stop``, ...)."""
+    concurrency: int | None = None
+    """``None``: all prompts in one ``generate_prompt`` call (a local model batches
+    them). A number: one call per prompt, that many in flight, so one failed request
+    fails only its own item (remote providers)."""
 
     @override
     def invoke(
@@ -67,6 +71,8 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
         if not inputs:
             return []
         configs = get_config_list(config, len(inputs))
+        if self.concurrency is not None:
+            return self._batch_each(inputs, configs, return_exceptions, kwargs)
         try:
             call = {**self.call_kwargs, **kwargs}
             result = self.llm.generate_prompt(
@@ -80,6 +86,31 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
             PromptGeneration(prompt=p, generation=g[0])
             for p, g in zip(inputs, result.generations, strict=True)
         ]
+
+    def _batch_each(
+        self,
+        inputs: list[PromptValue],
+        configs: list[RunnableConfig],
+        return_exceptions: bool,
+        kwargs: dict[str, Any],
+    ) -> list[Any]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        call = {**self.call_kwargs, **kwargs}
+
+        def one(i: int) -> Any:
+            try:
+                result = self.llm.generate_prompt(
+                    [inputs[i]], callbacks=configs[i].get("callbacks"), **call
+                )
+                return PromptGeneration(prompt=inputs[i], generation=result.generations[0][0])
+            except Exception as e:
+                if return_exceptions:
+                    return e
+                raise
+
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(one, range(len(inputs))))
 
     @override
     async def abatch(
@@ -113,6 +144,7 @@ def generate_with_logprobs(
     *,
     top_logprobs: int = 20,
     stop: Sequence[str] | None = ("\n",),
+    concurrency: int | None = None,
     **kwargs: Any,
 ) -> GenerationStep:
     """A :class:`GenerationStep` asking ``llm`` for logprobs the way it understands.
@@ -127,7 +159,7 @@ def generate_with_logprobs(
         call.update(logprobs=top_logprobs)
     if stop:
         call["stop"] = list(stop)
-    return GenerationStep(llm=llm, call_kwargs=call)
+    return GenerationStep(llm=llm, call_kwargs=call, concurrency=concurrency)
 
 
 def label_end_pattern(spec: TaskSpec) -> str:
@@ -143,6 +175,7 @@ def build_mix_chain(
     scorer: LabelScorer | Literal["auto"] | None = "auto",
     top_logprobs: int = 20,
     stop: Sequence[str] | None = ("\n",),
+    concurrency: int | None = None,
     **kwargs: Any,
 ) -> Runnable[dict[str, Any], LabelledItem]:
     """The GPT3Mix chain: ``{"anchors": [...]}`` in, a soft-labelled item out.
@@ -155,6 +188,8 @@ def build_mix_chain(
             uses ``llm`` itself when it can score (the local models can).
         top_logprobs: alternatives requested per token.
         stop: stop strings (a newline ends an item).
+        concurrency: one request per prompt with this many in flight (remote
+            providers); ``None`` sends each batch in one call.
         **kwargs: extra call arguments for the model.
 
     Returns:
@@ -170,5 +205,7 @@ def build_mix_chain(
     )
     if scorer == "auto":
         scorer = llm if isinstance(llm, LabelScorer) else None
-    step = generate_with_logprobs(llm, top_logprobs=top_logprobs, stop=stop, **kwargs)
+    step = generate_with_logprobs(
+        llm, top_logprobs=top_logprobs, stop=stop, concurrency=concurrency, **kwargs
+    )
     return prompt | step | SoftLabelParser(spec=spec, scorer=scorer)

@@ -189,7 +189,8 @@ class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
             scorer = self.scorer
             if scorer is not None and isinstance(scorer, LabelScorer):
                 prefix = f"{pg.prompt_text} {parsed.text} {spec.label_marker}"
-                probs, source = rescore_word_probs(scorer, prefix, words), "rescored"
+                probs = rescore_word_probs(scorer, prefix, words)
+                source = getattr(scorer, "soft_label_source", "rescored")
             elif partial is not None:
                 probs, source = partial, "partial"
             else:
