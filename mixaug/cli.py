@@ -153,8 +153,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
         writer.close()
         _err(f"mixaug: error: {e}")
         _err(
-            f"mixaug: the provider stopped answering; the records made so far are in "
-            f"{writer.part}. Check the server (llm.base_url) and run the command again."
+            f"mixaug: the model calls kept failing; the records made so far are in "
+            f"{writer.part}. Fix the cause above (is the server at llm.base_url up?) and "
+            "run the command again."
         )
         return EXIT_FAILED
     except KeyboardInterrupt:

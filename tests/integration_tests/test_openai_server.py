@@ -1,0 +1,147 @@
+"""The openai provider against a real llama.cpp server on 127.0.0.1 (no mocked HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from llama_server import LlamaServer
+
+from mixaug import SyntheticRecord
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "examples" / "data" / "movie_reviews.jsonl"
+
+
+def _config(tmp: Path, url: str, mode: str, **extra: object) -> Path:
+    llm = {
+        "provider": "openai",
+        "model": "gemma3-270m",
+        "mode": mode,
+        "base_url": url,
+        "concurrency": 2,
+        "max_retries": 1,
+        "timeout": 60,
+        **extra,
+    }
+    path = tmp / f"{mode}.yaml"
+    path.write_text(json.dumps({"llm": llm}), encoding="utf-8")  # JSON is YAML
+    return path
+
+
+def _augment(
+    cfg: Path, out: Path, n: int, env: dict[str, str] | None = None, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mixaug.cli",
+            "augment",
+            "--data",
+            str(DATA),
+            "--task",
+            "sst2",
+            "--n",
+            str(n),
+            "--out",
+            str(out),
+            "--config",
+            str(cfg),
+            "--max-attempts",
+            "40",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _records(out: Path) -> list[SyntheticRecord]:
+    return [SyntheticRecord.model_validate_json(line) for line in out.read_text().splitlines()]
+
+
+def test_completion_mode_through_the_server(llama_server: LlamaServer, tmp_path: Path) -> None:
+    out = tmp_path / "completion.jsonl"
+    proc = _augment(_config(tmp_path, llama_server.url, "completion"), out, 4)
+    assert proc.returncode == 0, proc.stderr
+    recs = _records(out)
+    assert len(recs) == 4
+    for r in recs:
+        assert r.soft_label_source in ("inline", "rescored")
+        assert abs(sum(r.soft_label.values()) - 1) < 1e-6
+        assert 0 < r.label_mass <= 1
+
+
+def test_chat_mode_through_the_server(llama_server: LlamaServer, tmp_path: Path) -> None:
+    out = tmp_path / "chat.jsonl"
+    proc = _augment(_config(tmp_path, llama_server.url, "chat"), out, 2)
+    assert proc.returncode == 0, proc.stderr
+    for r in _records(out):
+        assert r.soft_label_source in ("inline", "rescored", "partial")
+        assert abs(sum(r.soft_label.values()) - 1) < 1e-6
+
+
+def test_api_key_never_leaves_the_environment(llama_server: LlamaServer, tmp_path: Path) -> None:
+    secret = "sk-mixaug-test-4f1d2c9e8b7a"
+    cfg = _config(tmp_path, llama_server.url, "completion", api_key_env="MIXAUG_SECRET_KEY")
+    out = tmp_path / "s.jsonl"
+    proc = _augment(cfg, out, 2, {"MIXAUG_SECRET_KEY": secret})
+    assert proc.returncode == 0, proc.stderr
+    for text in (
+        proc.stdout,
+        proc.stderr,
+        out.read_text(),
+        (tmp_path / "s.summary.json").read_text(),
+    ):
+        assert secret not in text
+    # And a missing variable is a clear configuration error.
+    proc = _augment(cfg, tmp_path / "t.jsonl", 2, {"MIXAUG_SECRET_KEY": ""})
+    assert proc.returncode == 2 and "MIXAUG_SECRET_KEY" in proc.stderr
+
+
+def test_a_server_killed_mid_run_stops_cleanly(tmp_path: Path) -> None:
+    server = LlamaServer(tmp_path / "server.log")
+    out = tmp_path / "killed.jsonl"
+    cfg = _config(tmp_path, server.url, "completion", timeout=10, max_retries=1, batch_size=2)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mixaug.cli",
+            "augment",
+            "--data",
+            str(DATA),
+            "--task",
+            "sst2",
+            "--n",
+            "200",
+            "--out",
+            str(out),
+            "--config",
+            str(cfg),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    part = out.with_name(out.name + ".part")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if part.exists() and part.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.5)
+    server.stop()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "model calls kept failing" in err and str(part) in err
+    kept = [json.loads(line) for line in part.read_text().splitlines()]
+    assert kept and not out.exists()
+    for row in kept:
+        SyntheticRecord.model_validate(row)
