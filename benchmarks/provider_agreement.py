@@ -70,7 +70,8 @@ def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    raise SystemExit(f"server did not start; see {log}")
+    msg = f"server did not start; see {log}"
+    raise SystemExit(msg)
 
 
 def main() -> None:
