@@ -159,7 +159,10 @@ def build_scorer(config: LLMConfig, llm: BaseLanguageModel[Any]) -> LabelScorer 
             max_tokens=1,
         )
         return CompletionScorer(llm=completions, top_logprobs=config.top_logprobs)
-    return VoteScorer(llm=llm, votes=config.votes)
+    # A label is a word or two: don't let each vote run to max_tokens.
+    short = {"pipeline_kwargs": {"max_new_tokens": 6}}
+    inner = getattr(llm, "llm", llm)  # ChatHuggingFace wraps a pipeline
+    return VoteScorer(llm=inner, votes=config.votes, call_kwargs=short)
 
 
 class CompletionScorer:
@@ -223,16 +226,23 @@ class VoteScorer:
 
     soft_label_source = "votes"
 
-    def __init__(self, llm: BaseLanguageModel[Any], votes: int = 5) -> None:
+    def __init__(
+        self,
+        llm: BaseLanguageModel[Any],
+        votes: int = 5,
+        call_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.llm = llm
         self.votes = votes
+        self.call_kwargs = dict(call_kwargs or {})
+        """Extra call arguments, e.g. a short generation length for the label."""
 
     def _sample(self, prefix: str) -> list[str]:
         if isinstance(self.llm, BaseLLM):
-            result = self.llm.generate([prefix] * self.votes)
+            result = self.llm.generate([prefix] * self.votes, **self.call_kwargs)
             replies = [g[0].text for g in result.generations]
         else:
-            replies = [self.llm.invoke(prefix).text for _ in range(self.votes)]
+            replies = [self.llm.invoke(prefix, **self.call_kwargs).text for _ in range(self.votes)]
         return [" " + r.strip().split(")")[0].strip() for r in replies]
 
     def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
+from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import get_config_list
@@ -103,7 +104,7 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
                 result = self.llm.generate_prompt(
                     [inputs[i]], callbacks=configs[i].get("callbacks"), **call
                 )
-                return PromptGeneration(prompt=inputs[i], generation=result.generations[0][0])
+                return _single(inputs[i], result)
             except Exception as e:
                 if return_exceptions:
                     return e
@@ -124,6 +125,8 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
         if not inputs:
             return []
         configs = get_config_list(config, len(inputs))
+        if self.concurrency is not None:
+            return await self._abatch_each(inputs, configs, return_exceptions, kwargs)
         try:
             call = {**self.call_kwargs, **kwargs}
             result = await self.llm.agenerate_prompt(
@@ -137,6 +140,44 @@ class GenerationStep(RunnableSerializable[PromptValue, PromptGeneration]):
             PromptGeneration(prompt=p, generation=g[0])
             for p, g in zip(inputs, result.generations, strict=True)
         ]
+
+    async def _abatch_each(
+        self,
+        inputs: list[PromptValue],
+        configs: list[RunnableConfig],
+        return_exceptions: bool,
+        kwargs: dict[str, Any],
+    ) -> list[Any]:
+        import asyncio
+
+        call = {**self.call_kwargs, **kwargs}
+        gate = asyncio.Semaphore(self.concurrency or 1)
+
+        async def one(i: int) -> Any:
+            async with gate:
+                try:
+                    result = await self.llm.agenerate_prompt(
+                        [inputs[i]], callbacks=configs[i].get("callbacks"), **call
+                    )
+                    return _single(inputs[i], result)
+                except Exception as e:
+                    if return_exceptions:
+                        return e
+                    raise
+
+        return list(await asyncio.gather(*(one(i) for i in range(len(inputs)))))
+
+
+def _single(prompt: PromptValue, result: LLMResult) -> PromptGeneration:
+    """The generation of a one-prompt call, with the call's token usage attached."""
+    gen = result.generations[0][0]
+    usage = (result.llm_output or {}).get("token_usage")
+    if usage and not isinstance(gen, ChatGeneration):
+        info = dict(gen.generation_info or {})
+        info.setdefault("prompt_tokens", usage.get("prompt_tokens", 0))
+        info.setdefault("completion_tokens", usage.get("completion_tokens", 0))
+        gen = Generation(text=gen.text, generation_info=info)
+    return PromptGeneration(prompt=prompt, generation=gen)
 
 
 def generate_with_logprobs(

@@ -201,3 +201,50 @@ def test_failed_calls_are_counted_in_the_summary() -> None:
     assert res.failures["generation_error"] >= 1
     assert "server went away" in res.errors[0]
     assert not any(isinstance(r, ParseFailure) for r in res.records)
+
+
+async def test_async_batch_limits_concurrency_and_isolates_failures() -> None:
+    import asyncio
+
+    from langchain_core.language_models import BaseLLM
+
+    class Slow(BaseLLM):
+        active: int = 0
+        peak: int = 0
+
+        @property
+        def _llm_type(self) -> str:
+            return "slow"
+
+        def _generate(
+            self, prompts: list[str], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> LLMResult:
+            raise NotImplementedError
+
+        async def _agenerate(
+            self, prompts: list[str], stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> LLMResult:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            await asyncio.sleep(0.02)
+            self.active -= 1
+            if "FAIL" in prompts[0]:
+                raise ConnectionError("refused")
+            return LLMResult(
+                generations=[[Generation(text=" x (Sentiment: positive)")]],
+                llm_output={"token_usage": {"prompt_tokens": 7, "completion_tokens": 3}},
+            )
+
+    llm = Slow()
+    from mixaug.chains import generate_with_logprobs
+    from mixaug.chains.prompts import MixPromptTemplate
+
+    step = generate_with_logprobs(llm, concurrency=3)
+    prompts = [
+        MixPromptTemplate(spec=SST2).invoke({"anchors": [{"text": t, "label": "positive"}]})
+        for t in ["a", "b", "FAIL", "c", "d", "e", "f"]
+    ]
+    out = await step.abatch(prompts, return_exceptions=True)
+    assert llm.peak == 3
+    assert isinstance(out[2], ConnectionError)
+    assert [o.usage() for i, o in enumerate(out) if i != 2] == [(7, 3)] * 6
