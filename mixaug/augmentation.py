@@ -27,6 +27,7 @@ from mixaug.config import LLMConfig
 from mixaug.errors import MixaugError, ParseFailure
 from mixaug.providers import build_llm
 from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord
+from mixaug.runstate import Restored, RunConflict, RunFiles
 from mixaug.selectors import AnchorSelector, RandomAnchorSelector
 from mixaug.specs import TaskSpec
 
@@ -156,6 +157,9 @@ def augment(
     scorer: Any = "auto",
     concurrency: int | None = None,
     on_batch: Callable[[AugmentResult, list[SyntheticRecord]], None] | None = None,
+    checkpoint: RunFiles | None = None,
+    restored: Restored | None = None,
+    done_records: list[SyntheticRecord] | None = None,
 ) -> AugmentResult:
     """Generate ``n`` soft-labelled records from ``examples`` with GPT3Mix.
 
@@ -181,6 +185,10 @@ def augment(
         concurrency: requests in flight for remote models (``None``: one batched call).
         on_batch: called after each batch with the running result and the new
             records (write them out here to keep them if the run dies).
+        checkpoint: journal each batch's plan and completion (resumable runs); the
+            ``done`` line is written after ``on_batch`` returned.
+        restored: where a previous run stopped (from ``checkpoint.restore()``).
+        done_records: the records that run already wrote.
 
     Raises:
         GenerationAborted: when every call of two consecutive batches failed.
@@ -200,16 +208,45 @@ def augment(
     seedable = "seed" in type(llm).model_fields
     name = model_name(llm)
     limit = max_attempts if max_attempts is not None else 3 * n + 16
-    result = AugmentResult(records=[])
+    result = AugmentResult(records=list(done_records or []))
     started = time.perf_counter()
     failed_batches = 0
     batch_no = 0
+    earlier_seconds = 0.0
+    pending: list[list[int]] | None = None
+    if restored is not None:
+        c = restored.counters
+        result.attempts = int(c.get("attempts", 0))
+        result.failures = Counter(c.get("failures", {}))
+        result.surplus = int(c.get("surplus", 0))
+        result.prompt_tokens = int(c.get("prompt_tokens", 0))
+        result.completion_tokens = int(c.get("completion_tokens", 0))
+        result.errors = list(c.get("errors", []))
+        failed_batches = int(c.get("failed_batches", 0))
+        earlier_seconds = float(c.get("seconds", 0.0))
+        batch_no = restored.batch_no
+        pending = restored.pending_plan
+        if restored.rng_state is not None:
+            selector.set_state(restored.rng_state)
+    position = {(e.text, e.label): i for i, e in reversed(list(enumerate(examples)))}
     while len(result.records) < n and result.attempts < limit:
         remaining = n - len(result.records)
         rate = len(result.records) / result.attempts if result.attempts else 1.0
         want = math.ceil(remaining / max(rate, 0.5))
         size = max(1, min(batch_size, limit - result.attempts, want))
+        rng_before = selector.get_state() if checkpoint is not None else None
         anchor_sets = [selector.select_examples({}) for _ in range(size)]
+        if checkpoint is not None:
+            plan = [[position.get((a["text"], a["label"]), -1) for a in s] for s in anchor_sets]
+            if pending is not None and plan != pending:
+                msg = (
+                    "Resuming drew other anchors than the interrupted run planned: the data "
+                    "or the anchor strategy changed. Use --overwrite to start again."
+                )
+                raise RunConflict(msg)
+            if pending is None:
+                checkpoint.plan(batch_no, plan, rng_before)
+            pending = None
         if seedable:
             # A seed per batch makes a run reproducible under the same --seed.
             chain = make_chain(seed=seed * 1_000_003 + batch_no)
@@ -251,10 +288,22 @@ def augment(
                 )
             )
         result.records.extend(new)
-        result.seconds = time.perf_counter() - started
+        result.seconds = earlier_seconds + time.perf_counter() - started
+        failed_batches = failed_batches + 1 if errors_here == size else 0
         if on_batch is not None:
             on_batch(result, new)
-        failed_batches = failed_batches + 1 if errors_here == size else 0
+        if checkpoint is not None:
+            counters = {
+                "attempts": result.attempts,
+                "failures": dict(result.failures),
+                "surplus": result.surplus,
+                "prompt_tokens": result.prompt_tokens,
+                "completion_tokens": result.completion_tokens,
+                "errors": result.errors,
+                "failed_batches": failed_batches,
+                "seconds": result.seconds,
+            }
+            checkpoint.done(batch_no - 1, len(result.records), counters, selector.get_state())
         if failed_batches >= 2:
             result.complete = False
             detail = result.errors[-1] if result.errors else "unknown error"
@@ -263,7 +312,7 @@ def augment(
                 f"(last error: {detail}); {len(result.records)} records were kept."
             )
             raise GenerationAborted(msg)
-    result.seconds = time.perf_counter() - started
+    result.seconds = earlier_seconds + time.perf_counter() - started
     result.complete = len(result.records) >= n
     return result
 
@@ -300,11 +349,11 @@ class JsonlWriter:
     never a half-written ``out``.
     """
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, *, append: bool = False) -> None:
         self.out = out
         self.part = out.with_name(out.name + ".part")
         out.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.part.open("w", encoding="utf-8")
+        self._fh = self.part.open("a" if append else "w", encoding="utf-8")
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Append rows and flush them to disk."""

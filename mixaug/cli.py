@@ -61,6 +61,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
     from mixaug.providers import build_scorer
+    from mixaug.records import SyntheticRecord
+    from mixaug.runstate import MANIFEST_VERSION, RunConflict, RunFiles, file_hash, fingerprint
     from mixaug.selectors import EMBEDDED_STRATEGIES, check_strategy, make_selector
     from mixaug.specs import get_spec, spec_from_dict
 
@@ -94,11 +96,49 @@ def cmd_augment(args: argparse.Namespace) -> int:
     )
     summary_file = summary_path(out)
 
+    files = RunFiles(out)
+    settings = {
+        "config": cfg.model_dump(mode="json"),
+        "task": spec.model_dump(mode="json"),
+        "data": file_hash(args.data),
+        "dry_run": bool(args.dry_run),
+    }
+    fp = fingerprint(settings)
+    if args.overwrite:
+        files.remove()
+    manifest = files.read_manifest()
+    same = manifest is not None and manifest.get("fingerprint") == fp
+    if out.exists() and not (same and (args.dry_run or manifest and manifest.get("complete"))):
+        msg = (
+            f"{out} already holds records of another run (different settings or data); "
+            "pass --overwrite to replace it, or choose another --out."
+        )
+        raise RunConflict(msg)
+    if out.exists() and not args.dry_run:
+        _out(f"{out} is already complete for these settings; nothing to do.")
+        _out(f"summary: {summary_file}")
+        return 0
+    unfinished = files.part.exists() or files.journal.exists()
+    if unfinished and not same:
+        msg = (
+            f"{out} has an unfinished run with different settings or data; run that "
+            "command again to resume it, or pass --overwrite to start this one."
+        )
+        raise RunConflict(msg)
+
     if args.dry_run:
         rows = dry_run_rows(spec, selector, n=cfg.n, seed=cfg.seed)
         writer = JsonlWriter(out)
         writer.write(rows)
         writer.commit()
+        files.write_manifest(
+            {
+                "version": MANIFEST_VERSION,
+                "fingerprint": fp,
+                "complete": True,
+                **{k: v for k, v in settings.items() if k != "config"},
+            }
+        )
         dry_summary: dict[str, Any] = {
             "task": spec.name,
             "dry_run": True,
@@ -114,10 +154,44 @@ def cmd_augment(args: argparse.Namespace) -> int:
         _out(f"summary: {summary_file}")
         return 0
 
+    # Build the model (lazily: no weights load here) before writing anything, so a
+    # missing API key or package leaves no files behind.
     llm = build_llm(cfg.llm, seed=cfg.seed)
     scorer = build_scorer(cfg.llm, llm)
     remote = cfg.llm.provider != "local"
-    writer = JsonlWriter(out)
+    restored = None
+    done_records: list[SyntheticRecord] = []
+    if unfinished:
+        restored = files.restore()
+        done_records = (
+            [
+                SyntheticRecord.model_validate_json(line)
+                for line in files.part.read_text(encoding="utf-8").splitlines()
+            ]
+            if files.part.exists()
+            else []
+        )
+        if not args.quiet:
+            _err(
+                f"[mixaug] resuming {out}: {len(done_records)} records kept from the "
+                f"interrupted run ({restored.batch_no} batches done)"
+            )
+    else:
+        files.write_manifest(
+            {
+                "version": MANIFEST_VERSION,
+                "fingerprint": fp,
+                "complete": False,
+                "seed": cfg.seed,
+                "n": cfg.n,
+                "task": spec.name,
+                "data": settings["data"],
+                "data_path": str(args.data),
+                "config": cfg.model_dump(mode="json"),
+            }
+        )
+
+    writer = JsonlWriter(out, append=unfinished)
     quiet = args.quiet
 
     def on_batch(result: Any, new: list[Any]) -> None:
@@ -148,6 +222,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
             scorer=scorer,
             concurrency=cfg.llm.concurrency if remote else None,
             on_batch=on_batch,
+            checkpoint=files,
+            restored=restored,
+            done_records=done_records,
         )
     except GenerationAborted as e:
         writer.close()
@@ -155,14 +232,19 @@ def cmd_augment(args: argparse.Namespace) -> int:
         _err(
             f"mixaug: the model calls kept failing; the records made so far are in "
             f"{writer.part}. Fix the cause above (is the server at llm.base_url up?) and "
-            "run the command again."
+            "run the same command again to resume."
         )
         return EXIT_FAILED
     except KeyboardInterrupt:
         writer.close()
-        _err(f"mixaug: interrupted; the records made so far are in {writer.part}")
+        _err(
+            f"mixaug: interrupted; the records made so far are in {writer.part}. "
+            "Run the same command again to resume."
+        )
         return 130
     writer.commit()
+    manifest = files.read_manifest() or {}
+    files.write_manifest({**manifest, "complete": True})
     summary = result.summary(
         task=spec.name,
         model=cfg.llm.model,
@@ -293,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-attempts", type=int, dest="max_attempts", help="retry budget")
     a.add_argument(
         "--dry-run", action="store_true", help="write anchors and prompts; call no model"
+    )
+    a.add_argument(
+        "--overwrite", action="store_true", help="replace an output made with other settings"
     )
     a.add_argument("--json", action="store_true", help="print the summary as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

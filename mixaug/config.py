@@ -123,6 +123,15 @@ class AugmentConfig(BaseModel):
     """Continuations to try before giving up (default 3n + 16)."""
 
 
+def yaml_where(e: yaml.YAMLError) -> str:
+    """`` (line L, column C: problem)`` for a YAML error, on one line."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if mark is None:
+        return f" ({problem})"
+    return f" (line {mark.line + 1}, column {mark.column + 1}: {problem})"
+
+
 def load_config(path: str | Path | None) -> AugmentConfig:
     """Load and validate a YAML config; ``None`` gives the defaults.
 
@@ -141,7 +150,7 @@ def load_config(path: str | Path | None) -> AugmentConfig:
         msg = f"Config file {str(p)!r} could not be read: {e}"
         raise ConfigError(msg) from None
     except yaml.YAMLError as e:
-        msg = f"Config file {str(p)!r} is not valid YAML: {e}"
+        msg = f"Config file {str(p)!r} is not valid YAML{yaml_where(e)}; fix the file."
         raise ConfigError(msg) from None
     if raw is None:
         raw = {}

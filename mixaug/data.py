@@ -19,6 +19,11 @@ from mixaug.errors import DataError
 from mixaug.records import Example
 from mixaug.specs import TaskSpec
 
+MAX_TEXT_CHARS = 10_000
+"""Longest text accepted: a prompt holds k of them, and a small model's context is short."""
+
+_CONTROL = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
+
 
 def load_examples(path: str | Path) -> list[Example]:
     """Read ``{"text", "label"}`` rows from a ``.jsonl`` or ``.csv`` file.
@@ -71,6 +76,19 @@ def _field(row: dict[str, Any], key: str, where: str) -> str:
     text = str(value).strip()
     if not text:
         msg = f"{where}: field {key!r} is empty; fill it in or drop the row."
+        raise DataError(msg)
+    bad = next((ch for ch in text if ch in _CONTROL), None)
+    if bad is not None:
+        msg = (
+            f"{where}: field {key!r} contains the control character U+{ord(bad):04X}; "
+            "remove control characters from the data."
+        )
+        raise DataError(msg)
+    if len(text) > MAX_TEXT_CHARS:
+        msg = (
+            f"{where}: field {key!r} is {len(text):,} characters long; mixaug accepts up to "
+            f"{MAX_TEXT_CHARS:,} (each prompt holds k texts): shorten or split it."
+        )
         raise DataError(msg)
     return text
 

@@ -248,8 +248,13 @@ def load_spec_yaml(path: str | Path) -> TaskSpec:
     except FileNotFoundError:
         msg = f"Task spec file {str(p)!r} does not exist; check the path."
         raise SpecError(msg) from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        msg = f"Task spec file {str(p)!r} could not be read as YAML: {e}"
+    except (OSError, UnicodeDecodeError) as e:
+        msg = f"Task spec file {str(p)!r} could not be read: {e}"
+        raise SpecError(msg) from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        msg = f"Task spec file {str(p)!r} is not valid YAML{where}; fix the file."
         raise SpecError(msg) from None
     if isinstance(raw, dict) and "task" in raw and isinstance(raw["task"], dict):
         raw = raw["task"]

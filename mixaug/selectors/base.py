@@ -38,6 +38,15 @@ class AnchorSelector(BaseExampleSelector):
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
         """Return k anchors as ``{"text", "label"}`` dicts."""
 
+    def get_state(self) -> list[Any]:
+        """The selector's random state, JSON-ready (for resumable runs)."""
+        version, internal, gauss = self._rng.getstate()
+        return [version, list(internal), gauss]
+
+    def set_state(self, state: list[Any]) -> None:
+        """Restore a state from :meth:`get_state`."""
+        self._rng.setstate((state[0], tuple(state[1]), state[2]))
+
     def similarity(self, anchors: list[dict[str, Any]]) -> float | None:
         """Mean pairwise cosine similarity of ``anchors`` (``None`` without an index)."""
         if self.index is None:
