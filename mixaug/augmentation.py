@@ -254,6 +254,9 @@ def augment(
         outputs = chain.batch([{"anchors": a} for a in anchor_sets], return_exceptions=True)
         new: list[SyntheticRecord] = []
         errors_here = 0
+        for out in outputs:
+            if isinstance(out, BaseException) and not isinstance(out, Exception):
+                raise out  # KeyboardInterrupt and the like end the run (it can resume)
         for anchors, out in zip(anchor_sets, outputs, strict=True):
             result.attempts += 1
             if isinstance(out, ParseFailure):
