@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mixaug.errors import ConfigError
+from mixaug.errors import ConfigError, describe_validation_error
 from mixaug.models.registry import DEFAULT_MODEL
+from mixaug.yamlfile import read_yaml
 
 
 class LLMConfig(BaseModel):
@@ -123,15 +123,6 @@ class AugmentConfig(BaseModel):
     """Continuations to try before giving up (default 3n + 16)."""
 
 
-def yaml_where(e: yaml.YAMLError) -> str:
-    """`` (line L, column C: problem)`` for a YAML error, on one line."""
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    if mark is None:
-        return f" ({problem})"
-    return f" (line {mark.line + 1}, column {mark.column + 1}: {problem})"
-
-
 def load_config(path: str | Path | None) -> AugmentConfig:
     """Load and validate a YAML config; ``None`` gives the defaults.
 
@@ -141,17 +132,7 @@ def load_config(path: str | Path | None) -> AugmentConfig:
     if path is None:
         return AugmentConfig()
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"Config file {str(p)!r} does not exist; check --config."
-        raise ConfigError(msg) from None
-    except (OSError, UnicodeDecodeError) as e:
-        msg = f"Config file {str(p)!r} could not be read: {e}"
-        raise ConfigError(msg) from None
-    except yaml.YAMLError as e:
-        msg = f"Config file {str(p)!r} is not valid YAML{yaml_where(e)}; fix the file."
-        raise ConfigError(msg) from None
+    raw = read_yaml(p, "Config file", ConfigError)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -160,9 +141,7 @@ def load_config(path: str | Path | None) -> AugmentConfig:
     try:
         return AugmentConfig.model_validate(raw)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        problems = describe_validation_error(e)
         msg = f"Invalid config {str(p)!r}: {problems}."
         raise ConfigError(msg) from None
 
@@ -190,8 +169,6 @@ def apply_overrides(
     try:
         return AugmentConfig.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        problems = describe_validation_error(e)
         msg = f"Invalid settings from {source}: {problems}."
         raise ConfigError(msg) from None

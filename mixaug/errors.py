@@ -6,6 +6,8 @@ that names the problem and the fix, and makes the CLI exit with status 2.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MixaugError(Exception):
     """Base class for errors a user can fix (bad data, config, spec or arguments).
@@ -28,6 +30,13 @@ class ConfigError(MixaugError):
 
 class ModelError(MixaugError):
     """A model could not be found, assembled or loaded."""
+
+
+def describe_validation_error(error: Any) -> str:
+    """One line per problem of a pydantic ``ValidationError``: ``field.path: message``."""
+    return "; ".join(
+        f"{'.'.join(str(x) for x in err['loc']) or 'value'}: {err['msg']}" for err in error.errors()
+    )
 
 
 class ParseFailure(ValueError):

@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from mixaug.errors import SpecError
+from mixaug.errors import SpecError, describe_validation_error
+from mixaug.yamlfile import read_yaml
 
 #: Characters a verbalizer word may not contain: they delimit the prompt's fields.
 FORBIDDEN_WORD_CHARS = ("(", ")", ":", "'", "\n", "\r")
@@ -243,19 +243,7 @@ def load_spec_yaml(path: str | Path) -> TaskSpec:
         SpecError: if the file is missing, not YAML, or not a valid spec.
     """
     p = Path(path)
-    try:
-        raw: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"Task spec file {str(p)!r} does not exist; check the path."
-        raise SpecError(msg) from None
-    except (OSError, UnicodeDecodeError) as e:
-        msg = f"Task spec file {str(p)!r} could not be read: {e}"
-        raise SpecError(msg) from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        msg = f"Task spec file {str(p)!r} is not valid YAML{where}; fix the file."
-        raise SpecError(msg) from None
+    raw: Any = read_yaml(p, "Task spec file", SpecError)
     if isinstance(raw, dict) and "task" in raw and isinstance(raw["task"], dict):
         raw = raw["task"]
     if not isinstance(raw, dict):
@@ -279,9 +267,7 @@ def spec_from_dict(raw: dict[str, Any], *, source: str = "config") -> TaskSpec:
     except SpecError:
         raise
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc']) or 'spec'}: {err['msg']}" for err in e.errors()
-        )
+        problems = describe_validation_error(e)
         msg = f"Invalid task spec in {source}: {problems}."
         raise SpecError(msg) from None
 

@@ -30,17 +30,8 @@ def _check_pool(n: int, k: int) -> None:
         raise DataError(msg)
 
 
-class RandomAnchorSelector(AnchorSelector):
-    """Draws k distinct anchors uniformly from the pool.
-
-    Example:
-        >>> sel = RandomAnchorSelector([{"text": "a", "label": "x"},
-        ...                             {"text": "b", "label": "y"}], k=2, seed=0)
-        >>> sorted(a["text"] for a in sel.select_examples({}))
-        ['a', 'b']
-    """
-
-    strategy = "random"
+class _PoolSelector(AnchorSelector):
+    """A selector over a plain list of examples (no embeddings needed)."""
 
     def __init__(
         self,
@@ -53,17 +44,31 @@ class RandomAnchorSelector(AnchorSelector):
         self.examples = _as_dicts(examples)
         _check_pool(len(self.examples), k)
         self.index = index
+        """Optional: lets :meth:`similarity` report the anchors' cosine."""
 
     @override
     def add_example(self, example: dict[str, str]) -> None:
         self.examples.append(dict(example))
+
+
+class RandomAnchorSelector(_PoolSelector):
+    """Draws k distinct anchors uniformly from the pool.
+
+    Example:
+        >>> sel = RandomAnchorSelector([{"text": "a", "label": "x"},
+        ...                             {"text": "b", "label": "y"}], k=2, seed=0)
+        >>> sorted(a["text"] for a in sel.select_examples({}))
+        ['a', 'b']
+    """
+
+    strategy = "random"
 
     @override
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
         return self._rng.sample(self.examples, self.k)
 
 
-class BalancedAnchorSelector(AnchorSelector):
+class BalancedAnchorSelector(_PoolSelector):
     """Class-balanced draws: k different classes (cycling when k > classes), one anchor each.
 
     Example:
@@ -83,10 +88,7 @@ class BalancedAnchorSelector(AnchorSelector):
         seed: int = 0,
         index: AnchorIndex | None = None,
     ) -> None:
-        super().__init__(k, seed)
-        self.examples = _as_dicts(examples)
-        _check_pool(len(self.examples), k)
-        self.index = index
+        super().__init__(examples, k, seed, index)
         self._by_label: dict[str, list[dict[str, Any]]] = {}
         for e in self.examples:
             self._by_label.setdefault(str(e["label"]), []).append(e)
