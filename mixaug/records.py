@@ -75,6 +75,8 @@ class SyntheticRecord(BaseModel):
     seed: int
     task: str
     soft_label_source: str
+    soft_label_raw: dict[str, float] | None = None
+    """The soft label before calibration (set by a calibration step)."""
     weight: float = 1.0
     """Training weight (filters may lower it)."""
 

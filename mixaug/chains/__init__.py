@@ -1,5 +1,6 @@
 """LangChain chains: the GPT3Mix prompt templates, generation step and parser."""
 
+from mixaug.chains.calibrate import CalibrationReport, CalibrationStep, SoftLabelCalibrator
 from mixaug.chains.mix import GenerationStep, build_mix_chain, generate_with_logprobs
 from mixaug.chains.parser import (
     FAILURE_REASONS,
@@ -18,6 +19,9 @@ from mixaug.chains.prompts import (
 
 __all__ = [
     "FAILURE_REASONS",
+    "CalibrationReport",
+    "CalibrationStep",
+    "SoftLabelCalibrator",
     "GenerationStep",
     "MixChatPromptTemplate",
     "MixPromptTemplate",
