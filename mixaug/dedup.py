@@ -1,0 +1,202 @@
+"""Duplicate detection for synthetic records, exact and near, at scale.
+
+A record is a duplicate when its text equals (after normalisation) or nearly equals
+(embedding cosine above a threshold) one of:
+
+- ``synthetic``: an earlier synthetic record (the first one is kept);
+- ``train``: a real training example;
+- ``anchor``: one of the record's own anchors (the model copied it);
+- ``eval``: an evaluation/test text (leakage).
+
+Near duplicates are found with random-hyperplane locality-sensitive hashing: each
+vector gets ``tables`` signatures of ``bits`` bits, only vectors sharing a bucket
+are compared, so the cost grows with N (times the bucket sizes), not N².
+
+Example:
+    >>> normalise_text("A  Gem, of a film!")
+    'a gem of a film'
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+def normalise_text(text: str) -> str:
+    """Lower-case words only: what exact duplicates are compared on."""
+    return " ".join(_WORD.findall(text.lower()))
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Why a record was flagged."""
+
+    kind: str
+    """``exact`` or ``near``."""
+    against: str
+    """``synthetic``, ``train``, ``anchor`` or ``eval``."""
+    other: str
+    """The text it duplicates."""
+    similarity: float
+
+    @property
+    def reason(self) -> str:
+        """Short reason for summaries and rejects files, e.g. ``near_train``."""
+        return f"{self.kind}_{self.against}"
+
+
+class LSHIndex:
+    """Random-hyperplane LSH over unit vectors: candidate neighbours above a cosine.
+
+    Example:
+        >>> idx = LSHIndex(dim=3, seed=0)
+        >>> idx.add(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+        >>> idx.query(np.array([1, 0.01, 0], np.float32), 0.9)
+        [(0, 0.99...)]
+    """
+
+    def __init__(self, dim: int, *, bits: int = 14, tables: int = 16, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.planes = rng.standard_normal((tables, bits, dim)).astype(np.float32)
+        self.weights = (1 << np.arange(bits, dtype=np.int64)).astype(np.int64)
+        self.buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(tables)]
+        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self.texts: list[str] = []
+
+    def _keys(self, vectors: np.ndarray) -> np.ndarray:
+        # (T, N) bucket keys: the sign pattern of each table's projections.
+        bits = np.einsum("tbd,nd->tnb", self.planes, vectors) > 0  # (T, N, B)
+        return (bits.astype(np.int64) * self.weights).sum(axis=2)
+
+    def add(self, vectors: np.ndarray, texts: Sequence[str]) -> None:
+        """Index unit ``vectors`` (N, D) with their ``texts``."""
+        if len(vectors) == 0:
+            return
+        start = len(self.texts)
+        keys = self._keys(vectors)
+        for t, table in enumerate(self.buckets):
+            for i, key in enumerate(keys[t].tolist()):
+                table[key].append(start + i)
+        self.vectors = np.vstack([self.vectors, vectors.astype(np.float32)])
+        self.texts.extend(texts)
+
+    def query(self, vector: np.ndarray, threshold: float) -> list[tuple[int, float]]:
+        """Indexed items whose cosine with ``vector`` is at least ``threshold``, best first."""
+        if not self.texts:
+            return []
+        keys = self._keys(vector[None, :])[:, 0]
+        cand: set[int] = set()
+        for t, table in enumerate(self.buckets):
+            cand.update(table.get(int(keys[t]), ()))
+        if not cand:
+            return []
+        ids = np.fromiter(cand, dtype=np.int64)
+        sims = self.vectors[ids] @ vector
+        hits = [(int(i), float(s)) for i, s in zip(ids, sims, strict=True) if s >= threshold]
+        return sorted(hits, key=lambda h: -h[1])
+
+
+class Deduplicator:
+    """Flags exact and near duplicates of synthetic texts (see the module docstring).
+
+    Args:
+        train: real training texts.
+        eval_texts: evaluation/test texts (leakage).
+        embed: ``texts -> (N, D) unit vectors``; ``None`` checks exact duplicates only.
+        threshold: cosine at or above which two texts are near duplicates.
+    """
+
+    def __init__(
+        self,
+        train: Sequence[str] = (),
+        eval_texts: Sequence[str] = (),
+        *,
+        embed: object | None = None,
+        threshold: float = 0.95,
+        seed: int = 0,
+    ) -> None:
+        self.embed = embed
+        self.threshold = threshold
+        self.seed = seed
+        self._exact: dict[str, dict[str, str]] = {
+            "eval": {normalise_text(t): t for t in eval_texts},
+            "train": {normalise_text(t): t for t in train},
+            "synthetic": {},
+        }
+        self._near: dict[str, LSHIndex] = {}
+        if embed is not None:
+            for name, texts in (("eval", eval_texts), ("train", train)):
+                self._near[name] = self._index(list(texts))
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        assert callable(self.embed)
+        v = np.asarray(self.embed(texts), dtype=np.float32)
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return v / norms
+
+    def _index(self, texts: list[str]) -> LSHIndex:
+        vecs = self._vectors(texts) if texts else np.zeros((0, 1), np.float32)
+        idx = LSHIndex(vecs.shape[1] if texts else 1, seed=self.seed)
+        idx.add(vecs, texts)
+        return idx
+
+    def check(
+        self, texts: Sequence[str], anchors: Sequence[Sequence[str]] | None = None
+    ) -> list[Duplicate | None]:
+        """One verdict per text, in order; a kept text joins the synthetic pool.
+
+        Eval leakage is checked first, then the record's own anchors, then the
+        training set, then earlier synthetic texts.
+        """
+        anchors = anchors or [()] * len(texts)
+        vecs = self._vectors(list(texts)) if self.embed is not None and texts else None
+        if vecs is not None and "synthetic" not in self._near:
+            self._near["synthetic"] = LSHIndex(vecs.shape[1], seed=self.seed)
+        out: list[Duplicate | None] = []
+        for i, text in enumerate(texts):
+            verdict = self._check_one(text, anchors[i], None if vecs is None else vecs[i])
+            out.append(verdict)
+            if verdict is None:
+                self._exact["synthetic"].setdefault(normalise_text(text), text)
+                if vecs is not None:
+                    self._near["synthetic"].add(vecs[i : i + 1], [text])
+        return out
+
+    def _check_one(
+        self, text: str, anchors: Sequence[str], vec: np.ndarray | None
+    ) -> Duplicate | None:
+        key = normalise_text(text)
+        anchor_keys = {normalise_text(a): a for a in anchors}
+        for against, table in (
+            ("eval", self._exact["eval"]),
+            ("anchor", anchor_keys),
+            ("train", self._exact["train"]),
+            ("synthetic", self._exact["synthetic"]),
+        ):
+            if key in table:
+                return Duplicate("exact", against, table[key], 1.0)
+        if vec is None:
+            return None
+        if anchors:
+            avecs = self._vectors(list(anchors))
+            sims = avecs @ vec
+            j = int(np.argmax(sims))
+            if sims[j] >= self.threshold:
+                return Duplicate("near", "anchor", anchors[j], float(sims[j]))
+        for against in ("eval", "train", "synthetic"):
+            idx = self._near.get(against)
+            if idx is None:
+                continue
+            hits = idx.query(vec, self.threshold)
+            if hits:
+                j, sim = hits[0]
+                return Duplicate("near", against, idx.texts[j], sim)
+        return None
