@@ -67,8 +67,13 @@ class LSHIndex:
         self.planes = rng.standard_normal((tables, bits, dim)).astype(np.float32)
         self.weights = (1 << np.arange(bits, dtype=np.int64)).astype(np.int64)
         self.buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(tables)]
-        self.vectors = np.zeros((0, dim), dtype=np.float32)
+        self._store = np.zeros((1024, dim), dtype=np.float32)  # grows by doubling
         self.texts: list[str] = []
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The indexed vectors, (N, D)."""
+        return self._store[: len(self.texts)]
 
     def _keys(self, vectors: np.ndarray) -> np.ndarray:
         # (T, N) bucket keys: the sign pattern of each table's projections.
@@ -84,7 +89,12 @@ class LSHIndex:
         for t, table in enumerate(self.buckets):
             for i, key in enumerate(keys[t].tolist()):
                 table[key].append(start + i)
-        self.vectors = np.vstack([self.vectors, vectors.astype(np.float32)])
+        end = start + len(vectors)
+        if end > len(self._store):
+            grown = np.zeros((max(end, 2 * len(self._store)), self._store.shape[1]), np.float32)
+            grown[:start] = self._store[:start]
+            self._store = grown
+        self._store[start:end] = vectors
         self.texts.extend(texts)
 
     def query(self, vector: np.ndarray, threshold: float) -> list[tuple[int, float]]:
