@@ -95,6 +95,11 @@ def cmd_augment(args: argparse.Namespace) -> int:
         options=cfg.anchors.options(),
     )
     summary_file = summary_path(out)
+    # Build the model (lazily: no weights load here) before touching any file, so a
+    # missing API key or package leaves every file as it was, --overwrite included.
+    llm = None if args.dry_run else build_llm(cfg.llm, seed=cfg.seed)
+    scorer = None if llm is None else build_scorer(cfg.llm, llm)
+    remote = cfg.llm.provider != "local"
 
     files = RunFiles(out)
     settings = {
@@ -154,11 +159,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         _out(f"summary: {summary_file}")
         return 0
 
-    # Build the model (lazily: no weights load here) before writing anything, so a
-    # missing API key or package leaves no files behind.
-    llm = build_llm(cfg.llm, seed=cfg.seed)
-    scorer = build_scorer(cfg.llm, llm)
-    remote = cfg.llm.provider != "local"
+    assert llm is not None
     restored = None
     done_records: list[SyntheticRecord] = []
     if unfinished:

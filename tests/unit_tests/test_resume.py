@@ -191,3 +191,34 @@ def test_operational_settings_may_change_on_resume(
         run(data, out, HashChat(crash_at=5), monkeypatch)
     assert run(data, out, HashChat(), monkeypatch, "--max-attempts", "200") == 0
     assert out.read_bytes() == reference[0]
+
+
+def test_overwrite_with_a_bad_config_keeps_the_old_run(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run" / "out.jsonl"
+    assert run(data, out, HashChat(), monkeypatch) == 0
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    monkeypatch.undo()  # the real build_llm: a missing API key fails before any file changes
+    cfg = tmp_path / "openai.yaml"
+    cfg.write_text("llm: {provider: openai, model: m, api_key_env: MIXAUG_UNSET_KEY_VAR}\n")
+    monkeypatch.delenv("MIXAUG_UNSET_KEY_VAR", raising=False)
+    code = main(
+        [
+            "augment",
+            "--data",
+            str(data),
+            "--task",
+            "sst2",
+            "--n",
+            "12",
+            "--out",
+            str(out),
+            "--config",
+            str(cfg),
+            "--overwrite",
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before
