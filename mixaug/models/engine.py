@@ -382,13 +382,19 @@ class LocalEngine:
             # Right padding: the prefix sits at the same positions in every row.
             input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
             mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+            # Only the positions that predict continuation tokens matter: keep their
+            # logits alone (a full (N, T, 262k) tensor would be most of the cost).
+            first = len(pre) - 1
+            keep = width - first
             with torch.inference_mode():
-                logits = model(input_ids=input_ids, attention_mask=mask).logits  # (N, T, V)
+                logits = model(
+                    input_ids=input_ids, attention_mask=mask, logits_to_keep=keep
+                ).logits  # (N, keep, V)
             lps = torch.log_softmax(logits.float(), dim=-1)
             out: list[float] = []
             for r, c in enumerate(conts):
                 total = 0.0
                 for j, t in enumerate(c):
-                    total += float(lps[r, len(pre) + j - 1, t])
+                    total += float(lps[r, j, t])
                 out.append(total)
             return out
