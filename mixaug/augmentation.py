@@ -240,8 +240,9 @@ def augment(
             plan = [[position.get((a["text"], a["label"]), -1) for a in s] for s in anchor_sets]
             if pending is not None and plan != pending:
                 msg = (
-                    "Resuming drew other anchors than the interrupted run planned: the data "
-                    "or the anchor strategy changed. Use --overwrite to start again."
+                    "Resuming drew other anchors than the interrupted run planned: the data, "
+                    "the anchor strategy or the retry budget (--max-attempts) changed. Run "
+                    "with the earlier settings, or use --overwrite to start again."
                 )
                 raise RunConflict(msg)
             if pending is None:
