@@ -24,7 +24,8 @@ def test_readme_has_the_two_setup_commands() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     _, tests = _readme_commands()
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert tests in ci
+    # Verbatim, then `|| exit 1`: a failed install must fail CI.
+    assert f"{tests} || exit 1" in ci
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "examples" / "configs").glob("*.yaml")))
