@@ -84,6 +84,39 @@ def cmd_augment(args: argparse.Namespace) -> int:
     spec = check_labels(examples, spec)
     out = Path(args.out)
     _writable(out)
+    summary_file = summary_path(out)
+
+    # Read-only checks of what the output path already holds come first: a finished
+    # or conflicting run is answered before the pool is embedded or a model built.
+    files = RunFiles(out)
+    settings = {
+        "config": cfg.model_dump(mode="json"),
+        "task": spec.model_dump(mode="json"),
+        "data": file_hash(args.data),
+        "dry_run": bool(args.dry_run),
+    }
+    fp = fingerprint(settings)
+    manifest = None if args.overwrite else files.read_manifest()
+    same = manifest is not None and manifest.get("fingerprint") == fp
+    if not args.overwrite:
+        complete = bool(manifest and manifest.get("complete"))
+        if out.exists() and not (same and (args.dry_run or complete)):
+            msg = (
+                f"{out} already holds records of another run (different settings or data); "
+                "pass --overwrite to replace it, or choose another --out."
+            )
+            raise RunConflict(msg)
+        if out.exists() and not args.dry_run:
+            _out(f"{out} is already complete for these settings; nothing to do.")
+            _out(f"summary: {summary_file}")
+            return 0
+        if (files.part.exists() or files.journal.exists()) and not same:
+            msg = (
+                f"{out} has an unfinished run with different settings or data; run that "
+                "command again to resume it, or pass --overwrite to start this one."
+            )
+            raise RunConflict(msg)
+
     if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
         _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
     selector = make_selector(
@@ -94,42 +127,14 @@ def cmd_augment(args: argparse.Namespace) -> int:
         store_dir=cfg.anchors.store,
         options=cfg.anchors.options(),
     )
-    summary_file = summary_path(out)
     # Build the model (lazily: no weights load here) before touching any file, so a
     # missing API key or package leaves every file as it was, --overwrite included.
     llm = None if args.dry_run else build_llm(cfg.llm, seed=cfg.seed)
     scorer = None if llm is None else build_scorer(cfg.llm, llm)
     remote = cfg.llm.provider != "local"
-
-    files = RunFiles(out)
-    settings = {
-        "config": cfg.model_dump(mode="json"),
-        "task": spec.model_dump(mode="json"),
-        "data": file_hash(args.data),
-        "dry_run": bool(args.dry_run),
-    }
-    fp = fingerprint(settings)
     if args.overwrite:
         files.remove()
-    manifest = files.read_manifest()
-    same = manifest is not None and manifest.get("fingerprint") == fp
-    if out.exists() and not (same and (args.dry_run or manifest and manifest.get("complete"))):
-        msg = (
-            f"{out} already holds records of another run (different settings or data); "
-            "pass --overwrite to replace it, or choose another --out."
-        )
-        raise RunConflict(msg)
-    if out.exists() and not args.dry_run:
-        _out(f"{out} is already complete for these settings; nothing to do.")
-        _out(f"summary: {summary_file}")
-        return 0
     unfinished = files.part.exists() or files.journal.exists()
-    if unfinished and not same:
-        msg = (
-            f"{out} has an unfinished run with different settings or data; run that "
-            "command again to resume it, or pass --overwrite to start this one."
-        )
-        raise RunConflict(msg)
 
     if args.dry_run:
         rows = dry_run_rows(spec, selector, n=cfg.n, seed=cfg.seed)

@@ -168,11 +168,19 @@ class Deduplicator:
         """
         anchors = anchors or [()] * len(texts)
         vecs = self._vectors(list(texts)) if self.embed is not None and texts else None
-        if vecs is not None and "synthetic" not in self._near:
-            self._near["synthetic"] = LSHIndex(vecs.shape[1], seed=self.seed)
+        anchor_vecs: dict[str, np.ndarray] = {}
+        if vecs is not None:
+            if "synthetic" not in self._near:
+                self._near["synthetic"] = LSHIndex(vecs.shape[1], seed=self.seed)
+            # Anchors recur across records: embed each distinct one once.
+            distinct = list(dict.fromkeys(a for group in anchors for a in group))
+            if distinct:
+                anchor_vecs = dict(zip(distinct, self._vectors(distinct), strict=True))
         out: list[Duplicate | None] = []
         for i, text in enumerate(texts):
-            verdict = self._check_one(text, anchors[i], None if vecs is None else vecs[i])
+            verdict = self._check_one(
+                text, anchors[i], None if vecs is None else vecs[i], anchor_vecs
+            )
             out.append(verdict)
             if verdict is None:
                 self._exact["synthetic"].setdefault(normalise_text(text), text)
@@ -181,7 +189,11 @@ class Deduplicator:
         return out
 
     def _check_one(
-        self, text: str, anchors: Sequence[str], vec: np.ndarray | None
+        self,
+        text: str,
+        anchors: Sequence[str],
+        vec: np.ndarray | None,
+        anchor_vecs: dict[str, np.ndarray],
     ) -> Duplicate | None:
         key = normalise_text(text)
         anchor_keys = {normalise_text(a): a for a in anchors}
@@ -196,7 +208,7 @@ class Deduplicator:
         if vec is None:
             return None
         if anchors:
-            avecs = self._vectors(list(anchors))
+            avecs = np.stack([anchor_vecs[a] for a in anchors])
             sims = avecs @ vec
             j = int(np.argmax(sims))
             if sims[j] >= self.threshold:

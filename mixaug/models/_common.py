@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from mixaug.models.engine import Completion
+from mixaug.models.engine import Completion, SamplingParams
+
+
+def sampling_params(
+    model: Any, stop: list[str] | None, kwargs: dict[str, Any], top_logprobs: int
+) -> SamplingParams:
+    """Sampling settings of one call: call arguments over the model's fields."""
+    return SamplingParams(
+        max_new_tokens=int(kwargs.get("max_tokens", model.max_tokens) or 100),
+        temperature=float(kwargs.get("temperature", model.temperature)),
+        top_p=float(kwargs.get("top_p", model.top_p)),
+        frequency_penalty=float(kwargs.get("frequency_penalty", model.frequency_penalty)),
+        stop=list(stop if stop is not None else (model.stop or [])),
+        stop_after=list(kwargs.get("stop_after", model.stop_after) or []),
+        top_logprobs=top_logprobs,
+        seed=kwargs.get("seed", model.seed),
+    )
 
 
 def chat_logprobs(c: Completion) -> dict[str, Any]:

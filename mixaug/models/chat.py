@@ -12,8 +12,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, Field
 from typing_extensions import override
 
-from mixaug.models._common import chat_logprobs
-from mixaug.models.engine import LocalEngine, SamplingParams
+from mixaug.models._common import chat_logprobs, sampling_params
+from mixaug.models.engine import LocalEngine
 from mixaug.models.registry import DEFAULT_MODEL
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
@@ -118,15 +118,8 @@ class ChatTransformers(BaseChatModel):
     ) -> ChatResult:
         want = bool(kwargs.get("logprobs", self.logprobs))
         k = kwargs.get("top_logprobs", self.top_logprobs)
-        params = SamplingParams(
-            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens) or 100),
-            temperature=float(kwargs.get("temperature", self.temperature)),
-            top_p=float(kwargs.get("top_p", self.top_p)),
-            frequency_penalty=float(kwargs.get("frequency_penalty", self.frequency_penalty)),
-            stop=list(stop if stop is not None else (self.stop or [])),
-            stop_after=list(kwargs.get("stop_after", self.stop_after) or []),
-            top_logprobs=(20 if k is None else int(k)) if want else 0,
-            seed=kwargs.get("seed", self.seed),
+        params = sampling_params(
+            self, stop, kwargs, top_logprobs=(20 if k is None else int(k)) if want else 0
         )
         (c,) = self.engine.generate([self.render(messages)], params)
         metadata: dict[str, Any] = {

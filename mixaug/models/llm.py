@@ -10,8 +10,8 @@ from langchain_core.outputs import Generation, LLMResult
 from pydantic import ConfigDict, Field
 from typing_extensions import override
 
-from mixaug.models._common import completion_logprobs
-from mixaug.models.engine import LocalEngine, SamplingParams
+from mixaug.models._common import completion_logprobs, sampling_params
+from mixaug.models.engine import LocalEngine
 from mixaug.models.registry import DEFAULT_MODEL
 
 
@@ -92,19 +92,6 @@ class TransformersLLM(BaseLLM):
             "max_tokens": self.max_tokens,
         }
 
-    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> SamplingParams:
-        lp = kwargs.get("logprobs", self.logprobs)
-        return SamplingParams(
-            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
-            temperature=float(kwargs.get("temperature", self.temperature)),
-            top_p=float(kwargs.get("top_p", self.top_p)),
-            frequency_penalty=float(kwargs.get("frequency_penalty", self.frequency_penalty)),
-            stop=list(stop if stop is not None else (self.stop or [])),
-            stop_after=list(kwargs.get("stop_after", self.stop_after) or []),
-            top_logprobs=int(lp or 0),
-            seed=kwargs.get("seed", self.seed),
-        )
-
     @override
     def _generate(
         self,
@@ -113,8 +100,9 @@ class TransformersLLM(BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        params = self._params(stop, kwargs)
-        want_logprobs = kwargs.get("logprobs", self.logprobs) is not None
+        lp = kwargs.get("logprobs", self.logprobs)
+        params = sampling_params(self, stop, kwargs, top_logprobs=int(lp or 0))
+        want_logprobs = lp is not None
         generations: list[list[Generation]] = []
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         base_seed = params.seed

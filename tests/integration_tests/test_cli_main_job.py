@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from mixaug import SyntheticRecord
+from mixaug_cli import ROOT, run_augment
 
-ROOT = Path(__file__).resolve().parents[2]
+from mixaug import SyntheticRecord
 
 
 def test_mixaug_augment_writes_valid_records(tmp_path: Path) -> None:
     out = tmp_path / "runs" / "syn.jsonl"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mixaug.cli",
-            "augment",
-            "--data",
-            str(ROOT / "examples" / "data" / "movie_reviews.jsonl"),
-            "--task",
-            "sst2",
-            "--n",
-            "3",
-            "--out",
-            str(out),
-            "--seed",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = run_augment(out, 3, "--seed", "1", env={"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     assert f"records written to {out}" in proc.stdout
     rows = [json.loads(line) for line in out.read_text().splitlines()]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from mixaug import SyntheticRecord
+from mixaug_cli import run_augment
 
-ROOT = Path(__file__).resolve().parents[2]
+from mixaug import SyntheticRecord
 
 
 def test_same_command_with_the_huggingface_pipeline(smollm2: str, tmp_path: Path) -> None:
@@ -20,29 +18,7 @@ def test_same_command_with_the_huggingface_pipeline(smollm2: str, tmp_path: Path
         )
     )
     out = tmp_path / "hf.jsonl"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mixaug.cli",
-            "augment",
-            "--data",
-            str(ROOT / "examples" / "data" / "movie_reviews.jsonl"),
-            "--task",
-            "sst2",
-            "--n",
-            "2",
-            "--out",
-            str(out),
-            "--config",
-            str(cfg),
-            "--max-attempts",
-            "30",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_augment(out, 2, "--config", str(cfg), "--max-attempts", "30")
     assert proc.returncode == 0, proc.stderr
     recs = [SyntheticRecord.model_validate_json(line) for line in out.read_text().splitlines()]
     assert len(recs) == 2

@@ -6,38 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from mixaug_cli import augment_cmd
 
 
 def _cmd(out: Path, model: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "mixaug.cli",
-        "augment",
-        "--data",
-        str(ROOT / "examples" / "data" / "movie_reviews.jsonl"),
-        "--task",
-        "sst2",
-        "--n",
-        "8",
-        "--out",
-        str(out),
-        "--model",
-        model,
-        "--batch-size",
-        "3",
-        "--seed",
-        "7",
-        "--quiet",
-    ]
+    return augment_cmd(out, 8, "--model", model, "--batch-size", "3", "--seed", "7", "--quiet")
 
 
 def _lines(p: Path) -> int:

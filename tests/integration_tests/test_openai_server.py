@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from llama_server import LlamaServer
+from mixaug_cli import augment_cmd, run_augment
 
 from mixaug import SyntheticRecord
-
-ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "examples" / "data" / "movie_reviews.jsonl"
 
 
 def _config(tmp: Path, url: str, mode: str, **extra: object) -> Path:
@@ -36,31 +32,7 @@ def _config(tmp: Path, url: str, mode: str, **extra: object) -> Path:
 def _augment(
     cfg: Path, out: Path, n: int, env: dict[str, str] | None = None, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mixaug.cli",
-            "augment",
-            "--data",
-            str(DATA),
-            "--task",
-            "sst2",
-            "--n",
-            str(n),
-            "--out",
-            str(out),
-            "--config",
-            str(cfg),
-            "--max-attempts",
-            "40",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+    return run_augment(out, n, "--config", str(cfg), "--max-attempts", "40", *extra, env=env)
 
 
 def _records(out: Path) -> list[SyntheticRecord]:
@@ -109,22 +81,7 @@ def test_a_server_killed_mid_run_stops_cleanly(tmp_path: Path) -> None:
     out = tmp_path / "killed.jsonl"
     cfg = _config(tmp_path, server.url, "completion", timeout=10, max_retries=1, batch_size=2)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mixaug.cli",
-            "augment",
-            "--data",
-            str(DATA),
-            "--task",
-            "sst2",
-            "--n",
-            "200",
-            "--out",
-            str(out),
-            "--config",
-            str(cfg),
-        ],
+        augment_cmd(out, 200, "--config", str(cfg)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

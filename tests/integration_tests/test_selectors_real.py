@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from mixaug_cli import ROOT, run_augment
 
 from mixaug import Example
 from mixaug.selectors import AnchorIndex, default_embeddings, make_selector
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -51,29 +48,15 @@ def test_cli_with_embedded_anchors_and_a_store(tmp_path: Path) -> None:
     store = tmp_path / "store"
     for _ in range(2):  # the second run reads the embeddings back from the store
         out = tmp_path / "dry.jsonl"
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mixaug.cli",
-                "augment",
-                "--data",
-                str(ROOT / "examples" / "data" / "movie_reviews.jsonl"),
-                "--task",
-                "sst2",
-                "--n",
-                "5",
-                "--out",
-                str(out),
-                "--dry-run",
-                "--anchors",
-                "mixed-class",
-                "--store",
-                str(store),
-                "--quiet",
-            ],
-            capture_output=True,
-            text=True,
+        proc = run_augment(
+            out,
+            5,
+            "--dry-run",
+            "--anchors",
+            "mixed-class",
+            "--store",
+            str(store),
+            "--quiet",
             timeout=300,
         )
         assert proc.returncode == 0, proc.stderr
