@@ -25,8 +25,15 @@ from mixaug.chains import (  # noqa: E402
     generate_with_logprobs,
     parse_continuation,
 )
-from mixaug.config import AnchorConfig, AugmentConfig, LLMConfig, load_config  # noqa: E402
-from mixaug.data import check_labels, load_examples  # noqa: E402
+from mixaug.chains.critic import build_critic_chain  # noqa: E402
+from mixaug.config import (  # noqa: E402
+    AnchorConfig,
+    AugmentConfig,
+    FilterConfig,
+    LLMConfig,
+    load_config,
+)
+from mixaug.data import check_labels, load_examples, load_records  # noqa: E402
 from mixaug.errors import (  # noqa: E402
     ConfigError,
     DataError,
@@ -35,8 +42,15 @@ from mixaug.errors import (  # noqa: E402
     ParseFailure,
     SpecError,
 )
+from mixaug.filtering import FilterSummary, RecordFilter, build_record_filter  # noqa: E402
 from mixaug.models import ChatTransformers, TransformersLLM  # noqa: E402
-from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord  # noqa: E402
+from mixaug.records import (  # noqa: E402
+    CriticScores,
+    Example,
+    LabelledItem,
+    RunSummary,
+    SyntheticRecord,
+)
 from mixaug.selectors import (  # noqa: E402
     STRATEGIES,
     AnchorIndex,
@@ -56,6 +70,13 @@ from mixaug.specs import BUILTIN_SPECS, TaskSpec, get_spec, load_spec_yaml  # no
 __version__ = "0.1.0"
 
 __all__ = [
+    "CriticScores",
+    "FilterConfig",
+    "FilterSummary",
+    "RecordFilter",
+    "build_critic_chain",
+    "build_record_filter",
+    "load_records",
     "BUILTIN_SPECS",
     "STRATEGIES",
     "AnchorConfig",

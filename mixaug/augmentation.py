@@ -25,6 +25,7 @@ from mixaug.chains.mix import build_mix_chain
 from mixaug.chains.prompts import prompt_hash, render_mix_prompt
 from mixaug.config import LLMConfig
 from mixaug.errors import MixaugError, ParseFailure
+from mixaug.filtering import FilterSummary, RecordFilter, Rejected
 from mixaug.providers import build_llm
 from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord
 from mixaug.runstate import Restored, RunConflict, RunFiles
@@ -51,6 +52,10 @@ class AugmentResult:
     errors: list[str] = field(default_factory=list)
     """Messages of failed model calls (first few)."""
     complete: bool = True
+    rejected: int = 0
+    """Records a filter removed (they went to the rejects file)."""
+    filter_summary: dict[str, Any] | None = None
+    """The filter's counts, when one ran."""
 
     @property
     def parsed(self) -> int:
@@ -95,6 +100,8 @@ class AugmentResult:
             examples_per_second=round(len(recs) / self.seconds, 4) if self.seconds else 0.0,
             output=output,
             complete=self.complete,
+            rejected=self.rejected,
+            filter=self.filter_summary,
         )
 
 
@@ -160,6 +167,8 @@ def augment(
     checkpoint: RunFiles | None = None,
     restored: Restored | None = None,
     done_records: list[SyntheticRecord] | None = None,
+    record_filter: RecordFilter | None = None,
+    on_reject: Callable[[list[Rejected]], None] | None = None,
 ) -> AugmentResult:
     """Generate ``n`` soft-labelled records from ``examples`` with GPT3Mix.
 
@@ -189,6 +198,9 @@ def augment(
             ``done`` line is written after ``on_batch`` returned.
         restored: where a previous run stopped (from ``checkpoint.restore()``).
         done_records: the records that run already wrote.
+        record_filter: filters each batch (dedup, calibration, critic); rejected
+            records don't count towards ``n``, so more are generated.
+        on_reject: called with each batch's rejected records (before ``on_batch``).
 
     Raises:
         GenerationAborted: when every call of two consecutive batches failed.
@@ -226,8 +238,13 @@ def augment(
         earlier_seconds = float(c.get("seconds", 0.0))
         batch_no = restored.batch_no
         pending = restored.pending_plan
+        result.rejected = int(c.get("rejected", 0))
+        if record_filter is not None and c.get("filter"):
+            record_filter.summary = FilterSummary.model_validate(c["filter"])
         if restored.rng_state is not None:
             selector.set_state(restored.rng_state)
+    if record_filter is not None:
+        record_filter.prime(result.records)
     position = {(e.text, e.label): i for i, e in reversed(list(enumerate(examples)))}
     while len(result.records) < n and result.attempts < limit:
         remaining = n - len(result.records)
@@ -283,7 +300,7 @@ def augment(
                 _record(
                     out,
                     anchors,
-                    index=len(result.records) + len(new),
+                    index=len(result.records) + len(new) + result.rejected,
                     spec=spec,
                     strategy=strategy,
                     similarity=selector.similarity(anchors),
@@ -291,6 +308,13 @@ def augment(
                     seed=seed,
                 )
             )
+        if record_filter is not None and new:
+            outcome = record_filter.invoke(new)
+            new = outcome.kept
+            result.rejected += len(outcome.rejected)
+            result.filter_summary = record_filter.summary.model_dump(mode="json")
+            if on_reject is not None and outcome.rejected:
+                on_reject(outcome.rejected)
         result.records.extend(new)
         result.seconds = earlier_seconds + time.perf_counter() - started
         failed_batches = failed_batches + 1 if errors_here == size else 0
@@ -306,6 +330,8 @@ def augment(
                 "errors": result.errors,
                 "failed_batches": failed_batches,
                 "seconds": result.seconds,
+                "rejected": result.rejected,
+                "filter": result.filter_summary,
             }
             checkpoint.done(batch_no - 1, len(result.records), counters, selector.get_state())
         if failed_batches >= 2:

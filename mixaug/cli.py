@@ -89,12 +89,19 @@ def cmd_augment(args: argparse.Namespace) -> int:
     # Read-only checks of what the output path already holds come first: a finished
     # or conflicting run is answered before the pool is embedded or a model built.
     files = RunFiles(out)
+    eval_files = list(args.eval or [])
+    eval_examples = [e for path in eval_files for e in load_examples(path)]
     settings = {
         "config": cfg.model_dump(mode="json"),
         "task": spec.model_dump(mode="json"),
         "data": file_hash(args.data),
         "dry_run": bool(args.dry_run),
     }
+    if eval_files and cfg.filter is not None:
+        settings["eval"] = [file_hash(path) for path in eval_files]
+    elif eval_files:
+        msg = "--eval is for the filter's leakage check; add a 'filter:' section to the config."
+        raise ConfigError(msg)
     fp = fingerprint(settings)
     manifest = None if args.overwrite else files.read_manifest()
     same = manifest is not None and manifest.get("fingerprint") == fp
@@ -132,6 +139,22 @@ def cmd_augment(args: argparse.Namespace) -> int:
     llm = None if args.dry_run else build_llm(cfg.llm, seed=cfg.seed)
     scorer = None if llm is None else build_scorer(cfg.llm, llm)
     remote = cfg.llm.provider != "local"
+    record_filter = None
+    if cfg.filter is not None and llm is not None:
+        from mixaug.filtering import build_record_filter
+
+        say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+        record_filter = build_record_filter(
+            cfg.filter,
+            spec,
+            examples,
+            llm_config=cfg.llm,
+            eval_examples=eval_examples,
+            llm=llm,
+            scorer=scorer,
+            seed=cfg.seed,
+            log=say,
+        )
     if args.overwrite:
         files.remove()
     unfinished = files.part.exists() or files.journal.exists()
@@ -198,7 +221,12 @@ def cmd_augment(args: argparse.Namespace) -> int:
         )
 
     writer = JsonlWriter(out, append=unfinished)
+    rejects = JsonlWriter(files.rejects, append=unfinished) if record_filter else None
     quiet = args.quiet
+
+    def on_reject(rejected: list[Any]) -> None:
+        assert rejects is not None
+        rejects.write([r.to_json_dict() for r in rejected])
 
     def on_batch(result: Any, new: list[Any]) -> None:
         writer.write([r.model_dump(mode="json") for r in new])
@@ -231,9 +259,13 @@ def cmd_augment(args: argparse.Namespace) -> int:
             checkpoint=files,
             restored=restored,
             done_records=done_records,
+            record_filter=record_filter,
+            on_reject=on_reject,
         )
     except GenerationAborted as e:
         writer.close()
+        if rejects is not None:
+            rejects.close()
         _err(f"mixaug: error: {e}")
         _err(
             f"mixaug: the model calls kept failing; the records made so far are in "
@@ -243,12 +275,16 @@ def cmd_augment(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         writer.close()
+        if rejects is not None:
+            rejects.close()
         _err(
             f"mixaug: interrupted; the records made so far are in {writer.part}. "
             "Run the same command again to resume."
         )
         return 130
     writer.commit()
+    if rejects is not None:
+        rejects.commit()
     manifest = files.read_manifest() or {}
     files.write_manifest({**manifest, "complete": True})
     summary = result.summary(
@@ -274,6 +310,137 @@ def cmd_augment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _atomic_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` to ``path.part`` (fsync'd); the caller renames it into place."""
+    part = path.with_name(path.name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    with part.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return part
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    """``mixaug filter``: dedup, calibrate and criticise records; write kept and rejects."""
+    import time
+
+    from mixaug.augmentation import summary_path, write_json_atomic
+    from mixaug.config import FilterConfig, load_config
+    from mixaug.data import check_labels, load_examples, load_records
+    from mixaug.errors import ConfigError, DataError
+    from mixaug.filtering import build_record_filter
+    from mixaug.specs import BUILTIN_SPECS, get_spec, spec_from_dict
+
+    cfg = load_config(args.config)
+    fcfg = (cfg.filter or FilterConfig()).model_copy(deep=True)
+    if args.critic:
+        fcfg.critic.enabled = True
+    if args.calibrate:
+        fcfg.calibration.enabled = True
+    if args.no_near:
+        fcfg.dedup.near = False
+    if args.threshold is not None:
+        if not 0.0 < args.threshold <= 1.0:
+            msg = f"--threshold must be a cosine in (0, 1], got {args.threshold}."
+            raise ConfigError(msg)
+        fcfg.dedup.threshold = args.threshold
+    src, out, rejects = Path(args.input), Path(args.out), Path(args.rejects)
+    paths = {"input": src.resolve(), "--out": out.resolve(), "--rejects": rejects.resolve()}
+    if len(set(paths.values())) < 3:
+        msg = "IN, --out and --rejects must be three different files."
+        raise ConfigError(msg)
+    for flag, target in (("--out", out), ("--rejects", rejects)):
+        _writable(target)
+        if target.exists() and not args.overwrite:
+            msg = f"{flag} {str(target)!r} already exists; pass --overwrite or choose another path."
+            raise ConfigError(msg)
+    records = load_records(src)
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        names = sorted({r.task for r in records})
+        if len(names) != 1 or names[0] not in BUILTIN_SPECS:
+            msg = f"Which task? The records name {names}; pass --task (a built-in or spec .yaml)."
+            raise ConfigError(msg)
+        task = names[0]
+    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    train = load_examples(args.train)
+    spec = check_labels(train, spec)
+    eval_examples = [e for path in args.eval or [] for e in load_examples(path)]
+    known = set(spec.label_names)
+    for r in records:
+        if set(r.soft_label) != known:
+            msg = (
+                f"{src}: record {r.id!r} has soft-label labels {sorted(r.soft_label)}, but task "
+                f"{spec.name!r} has {sorted(known)}; pass the --task the records were made for."
+            )
+            raise DataError(msg)
+    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    started = time.perf_counter()
+    record_filter = build_record_filter(
+        fcfg,
+        spec,
+        train,
+        llm_config=cfg.llm,
+        eval_examples=eval_examples,
+        seed=cfg.seed,
+        log=say,
+    )
+    kept: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    step = 64
+    for i in range(0, len(records), step):
+        outcome = record_filter.invoke(records[i : i + step])
+        kept += [r.model_dump(mode="json") for r in outcome.kept]
+        rejected += [r.to_json_dict() for r in outcome.rejected]
+        say(f"{min(i + step, len(records))}/{len(records)} records filtered, {len(kept)} kept")
+    parts = [_atomic_jsonl(out, kept), _atomic_jsonl(rejects, rejected)]
+    for part, final in zip(parts, (out, rejects), strict=True):
+        os.replace(part, final)
+    summary = {
+        **record_filter.summary.model_dump(mode="json"),
+        "input_file": str(src),
+        "output": str(out),
+        "rejects_file": str(rejects),
+        "total_seconds": round(time.perf_counter() - started, 2),
+    }
+    summary_file = summary_path(out)
+    write_json_atomic(summary_file, summary)
+    if args.json:
+        _out(json.dumps(summary))
+        return 0
+    s = record_filter.summary
+    _out(
+        f"records         {s.input} in, {s.kept} kept ({s.downweighted} down-weighted), "
+        f"{s.dropped} rejected"
+    )
+    _out(f"rules tripped   {s.reasons or 'none'}")
+    _out(f"dropped by      {s.dropped_by or 'none'}")
+    if s.judge is not None:
+        j = s.judge
+        _out(
+            f"critic check    {j.examples} held-out: fluency AUROC {j.fluency_auroc}, "
+            f"consistency AUROC {j.consistency_auroc}, relabel accuracy {j.relabel_accuracy}; "
+            f"thresholds {s.thresholds}"
+        )
+    if s.critic_scored:
+        _out(
+            f"critic          {s.critic_scored} scored; mean fluency {s.mean_fluency}, "
+            f"consistency {s.mean_consistency}, relabel agrees {s.relabel_agreement}"
+        )
+    for name, rep in (("train", s.calibration), ("eval", s.calibration_eval)):
+        if rep is not None:
+            _out(
+                f"calibration     {name} ({rep.examples}): ECE {rep.ece_raw:.3f} -> "
+                f"{rep.ece_calibrated:.3f}, accuracy {rep.accuracy_raw:.1%} -> "
+                f"{rep.accuracy_calibrated:.1%} (T={rep.temperature})"
+            )
+    _out(f"kept written to {out}; rejects (with reasons) to {rejects}")
+    _out(f"summary written to {summary_file}")
+    return 0
+
+
 def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
     fails = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
     agree = "n/a" if s["label_agreement"] is None else f"{s['label_agreement']:.0%}"
@@ -287,6 +454,12 @@ def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
     sim_text = "" if sim is None else f", mean pairwise cosine {sim:.3f}"
     _out(f"anchors         {s['anchor_strategy']}{sim_text}")
     _out(f"labels          {s['label_counts']}")
+    filt = s.get("filter")
+    if filt:
+        _out(
+            f"filter          {s['rejected']} rejected {filt['dropped_by'] or ''}, "
+            f"{filt['downweighted']} down-weighted; rules tripped {filt['reasons'] or 'none'}"
+        )
     _out(f"argmax = generated label  {agree}   soft labels: {s['soft_label_sources']}")
     _out(f"tokens          {s['prompt_tokens']} prompt, {s['completion_tokens']} completion")
     _out(f"time            {s['seconds']:.1f}s ({s['examples_per_second']:.2f} records/s)")
@@ -375,6 +548,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--store", help="folder of a persistent embedding cache for embedded anchors")
     a.add_argument("--config", help="YAML config file")
+    a.add_argument(
+        "--eval",
+        action="append",
+        help="evaluation/test data the filter checks for leakage (repeatable; needs 'filter:')",
+    )
     a.add_argument("--model", help="embedded model name, .gguf file or HF folder")
     a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")
     a.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch")
@@ -388,6 +566,25 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the summary as JSON")
     a.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     a.set_defaults(func=cmd_augment)
+
+    f = sub.add_parser("filter", help="dedup, calibrate and criticise synthetic records")
+    f.add_argument("input", help="synthetic records (.jsonl from mixaug augment)")
+    f.add_argument("--train", required=True, help="the real training data (.jsonl or .csv)")
+    f.add_argument(
+        "--eval", action="append", help="evaluation/test data checked for leakage (repeatable)"
+    )
+    f.add_argument("--out", required=True, help="kept records (.jsonl)")
+    f.add_argument("--rejects", required=True, help="removed records with their reasons (.jsonl)")
+    f.add_argument("--config", help="YAML config (its 'filter' section and 'llm')")
+    f.add_argument("--task", help="task spec (default: the records' task)")
+    f.add_argument("--critic", action="store_true", help="run the LLM critic (config's llm)")
+    f.add_argument("--calibrate", action="store_true", help="calibrate soft labels")
+    f.add_argument("--no-near", action="store_true", dest="no_near", help="exact duplicates only")
+    f.add_argument("--threshold", type=float, help="near-duplicate cosine (default 0.95)")
+    f.add_argument("--overwrite", action="store_true", help="replace existing --out/--rejects")
+    f.add_argument("--json", action="store_true", help="print the summary as JSON")
+    f.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    f.set_defaults(func=cmd_filter)
 
     m = sub.add_parser("models", help="list the embedded models and where their weights are")
     m.add_argument("--json", action="store_true")

@@ -106,6 +106,95 @@ class AnchorConfig(BaseModel):
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
+Action = Literal["drop", "downweight", "keep"]
+CriticCheck = Literal["fluency", "consistency", "relabel"]
+CRITIC_CHECKS: tuple[CriticCheck, ...] = ("fluency", "consistency", "relabel")
+
+
+class DedupConfig(BaseModel):
+    """Exact and near-duplicate checks (against synthetic, train, anchors, eval)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    near: bool = True
+    """Also flag near duplicates by embedding cosine (needs ``mixaug[chroma]``)."""
+    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Cosine at or above which two texts are near duplicates."""
+
+
+class CriticConfig(BaseModel):
+    """The LLM judge and the agreement check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    llm: LLMConfig | None = None
+    """The judge model (unset: the generator's ``llm``)."""
+    checks: list[CriticCheck] = Field(default_factory=lambda: list(CRITIC_CHECKS))
+    shots: int = Field(default=2, ge=0, le=16)
+    """Few-shot pairs per judge prompt, made from real training examples."""
+    min_fluency: float | Literal["auto"] = "auto"
+    """P(yes, fluent) below which a record is flagged ``low_fluency``; ``auto``: the
+    threshold that best separates held-out real texts from word-shuffled ones."""
+    min_consistency: float | Literal["auto"] = "auto"
+    """P(yes, label fits) below which a record is flagged ``inconsistent_label``;
+    ``auto``: the threshold that best separates real texts with their own label from
+    the same texts with another label."""
+    validation: int = Field(default=16, ge=2, le=1000)
+    """Held-out real examples the judge is measured on (and ``auto`` fitted on)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> CriticConfig:
+        for name in ("min_fluency", "min_consistency"):
+            value = getattr(self, name)
+            if value != "auto" and not 0.0 <= float(value) <= 1.0:
+                msg = f"{name} must be 'auto' or a probability in [0, 1], got {value}"
+                raise ValueError(msg)
+        return self
+
+    agreement: Literal["majority", "all", "off"] = "majority"
+    """Flag ``label_disagreement`` unless a majority (or all) of the signals
+    (soft-label argmax, generated label, zero-shot relabel) agree."""
+
+
+class PolicyConfig(BaseModel):
+    """What happens to a record a critic rule flags (duplicates are always dropped)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    low_fluency: Action = "drop"
+    inconsistent_label: Action = "downweight"
+    label_disagreement: Action = "downweight"
+    weight: float = Field(default=0.5, gt=0.0, le=1.0)
+    """Factor a down-weighted record's ``weight`` is multiplied by."""
+
+
+class CalibrationConfig(BaseModel):
+    """Calibrating soft labels on real labelled examples scored as if generated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    method: Literal["temperature", "contextual", "both"] = "temperature"
+    examples: int = Field(default=100, ge=2)
+    """Real training examples the temperature is fitted on (at most)."""
+    eval_examples: int = Field(default=200, ge=0)
+    """Labelled ``--eval`` examples ECE and accuracy are reported on (at most)."""
+    content_free: str = "N/A"
+
+
+class FilterConfig(BaseModel):
+    """Dedup, critic, policy and calibration: what runs after generation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    critic: CriticConfig = Field(default_factory=CriticConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
+
+
 class AugmentConfig(BaseModel):
     """Settings of ``mixaug augment``; command-line flags override them."""
 
@@ -121,6 +210,9 @@ class AugmentConfig(BaseModel):
     """Anchor strategy and its options."""
     max_attempts: int | None = Field(default=None, ge=1)
     """Continuations to try before giving up (default 3n + 16)."""
+    filter: FilterConfig | None = None
+    """Filter each batch (dedup, critic, calibration) inside ``augment``; rejected
+    records go to ``OUT.rejects.jsonl`` and more are generated to reach ``n``."""
 
 
 def load_config(path: str | Path | None) -> AugmentConfig:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mixaug.errors import DataError
-from mixaug.records import Example
+from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 
 MAX_TEXT_CHARS = 10_000
@@ -153,3 +153,49 @@ def check_labels(examples: list[Example], spec: TaskSpec) -> TaskSpec:
         )
         raise DataError(msg)
     return spec
+
+
+def load_records(path: str | Path) -> list[SyntheticRecord]:
+    """Read synthetic records (``mixaug augment`` output) from a JSONL file.
+
+    Raises:
+        DataError: naming the file, the line and each bad field (a missing
+            ``soft_label``, a distribution that doesn't sum to 1, ...).
+    """
+    from pydantic import ValidationError
+
+    from mixaug.errors import describe_validation_error
+
+    p = Path(path)
+    if not p.is_file():
+        what = "is a folder" if p.is_dir() else "does not exist"
+        msg = f"Records file {str(p)!r} {what}; pass the JSONL that 'mixaug augment' wrote."
+        raise DataError(msg)
+    try:
+        content = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        msg = f"Records file {str(p)!r} could not be read as UTF-8 text: {e}."
+        raise DataError(msg) from None
+    out = []
+    for n, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{p}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            msg = f"{where}: not valid JSON ({e.msg}); each line must be one record object."
+            raise DataError(msg) from None
+        if not isinstance(row, dict):
+            msg = f"{where}: expected a JSON object (a synthetic record)."
+            raise DataError(msg)
+        row.pop("reject", None)  # a rejects file can be filtered again
+        try:
+            out.append(SyntheticRecord.model_validate(row))
+        except ValidationError as e:
+            msg = f"{where}: not a valid synthetic record: {describe_validation_error(e)}."
+            raise DataError(msg) from None
+    if not out:
+        msg = f"Records file {str(p)!r} holds no records."
+        raise DataError(msg)
+    return out

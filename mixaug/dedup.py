@@ -158,6 +158,19 @@ class Deduplicator:
         idx.add(vecs, texts)
         return idx
 
+    def add(self, texts: Sequence[str]) -> None:
+        """Put kept synthetic ``texts`` into the pool without checking them (a resume)."""
+        texts = list(texts)
+        if not texts:
+            return
+        for t in texts:
+            self._exact["synthetic"].setdefault(normalise_text(t), t)
+        if self.embed is not None:
+            vecs = self._vectors(texts)
+            if "synthetic" not in self._near:
+                self._near["synthetic"] = LSHIndex(vecs.shape[1], seed=self.seed)
+            self._near["synthetic"].add(vecs, texts)
+
     def check(
         self, texts: Sequence[str], anchors: Sequence[Sequence[str]] | None = None
     ) -> list[Duplicate | None]:

@@ -54,6 +54,21 @@ class LabelledItem(BaseModel):
         return max(self.soft_label, key=lambda k: self.soft_label[k])
 
 
+class CriticScores(BaseModel):
+    """What the critic found for one record (``None``: check off or no answer)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fluency: float | None = None
+    """P(yes): a fluent, natural text of the task's type."""
+    consistency: float | None = None
+    """P(yes): the record's label fits its text."""
+    relabel: dict[str, float] | None = None
+    """Zero-shot label distribution for the text."""
+    relabel_label: str | None = None
+    """Argmax of ``relabel``."""
+
+
 class SyntheticRecord(BaseModel):
     """One synthetic example, as written to the output JSONL."""
 
@@ -77,8 +92,12 @@ class SyntheticRecord(BaseModel):
     soft_label_source: str
     soft_label_raw: dict[str, float] | None = None
     """The soft label before calibration (set by a calibration step)."""
-    weight: float = 1.0
+    weight: float = Field(default=1.0, ge=0.0)
     """Training weight (filters may lower it)."""
+    flags: list[str] = Field(default_factory=list)
+    """Filter rules the record tripped but was kept or down-weighted for."""
+    critic: CriticScores | None = None
+    """The critic's scores, when a critic ran."""
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticRecord:
@@ -133,6 +152,10 @@ class RunSummary(BaseModel):
     dry_run: bool = False
     complete: bool = True
     """False when the run stopped before ``requested`` records (retry budget)."""
+    rejected: int = 0
+    """Records the filter removed (see the rejects file and ``filter``)."""
+    filter: dict[str, Any] | None = None
+    """The filter's summary (counts by rule, critic and calibration reports)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -85,10 +85,21 @@ class RunFiles:
         self.manifest = out.with_name(stem + ".manifest.json")
         self.journal = out.with_name(stem + ".journal.jsonl")
         self.summary = out.with_name(stem + ".summary.json")
+        self.rejects = out.with_name(stem + ".rejects.jsonl")
+        """Records a filter removed, with their reasons (``.part`` until done)."""
+        self.rejects_part = self.rejects.with_name(self.rejects.name + ".part")
 
     def all(self) -> list[Path]:
         """Every file this run may have written."""
-        return [self.out, self.part, self.manifest, self.journal, self.summary]
+        return [
+            self.out,
+            self.part,
+            self.manifest,
+            self.journal,
+            self.summary,
+            self.rejects,
+            self.rejects_part,
+        ]
 
     def remove(self) -> None:
         """Delete every file of the run (for ``--overwrite``)."""
@@ -154,31 +165,33 @@ class RunFiles:
                     state.rng_state = event["rng"]
             self.journal.write_text("".join(g + "\n" for g in good), encoding="utf-8")
         state.pending_plan = plans.get(state.batch_no)
-        self._truncate_records(state.records)
+        self._truncate(self.part, state.records)
+        self._truncate(self.rejects_part, int(state.counters.get("rejected", 0)))
         return state
 
-    def _truncate_records(self, keep: int) -> None:
-        if not self.part.exists():
+    def _truncate(self, part: Path, keep: int) -> None:
+        """Cut ``part`` to its first ``keep`` lines (what the journal covers)."""
+        if not part.exists():
             if keep:
                 msg = (
-                    f"The journal says {keep} records were written but {self.part} is "
+                    f"The journal says {keep} records were written but {part} is "
                     "missing; remove the run's files or use --overwrite."
                 )
                 raise RunConflict(msg)
             return
-        with self.part.open("rb") as fh:
+        with part.open("rb") as fh:
             data = fh.read()
         lines = data.split(b"\n")
         complete = lines[:-1]  # the piece after the last newline is torn (or empty)
         if len(complete) < keep:
             msg = (
-                f"{self.part} holds {len(complete)} records but the journal expects {keep}; "
+                f"{part} holds {len(complete)} records but the journal expects {keep}; "
                 "the files were changed by hand. Use --overwrite to start again."
             )
             raise RunConflict(msg)
         kept = b"".join(line + b"\n" for line in complete[:keep])
         if kept != data:
-            with self.part.open("wb") as fh:
+            with part.open("wb") as fh:
                 fh.write(kept)
                 fh.flush()
                 os.fsync(fh.fileno())

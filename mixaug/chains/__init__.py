@@ -1,6 +1,13 @@
 """LangChain chains: the GPT3Mix prompt templates, generation step and parser."""
 
 from mixaug.chains.calibrate import CalibrationReport, CalibrationStep, SoftLabelCalibrator
+from mixaug.chains.critic import (
+    JudgeCheck,
+    JudgePrompts,
+    WordDistribution,
+    build_critic_chain,
+    check_judge,
+)
 from mixaug.chains.mix import GenerationStep, build_mix_chain, generate_with_logprobs
 from mixaug.chains.parser import (
     FAILURE_REASONS,
@@ -18,6 +25,11 @@ from mixaug.chains.prompts import (
 )
 
 __all__ = [
+    "JudgeCheck",
+    "JudgePrompts",
+    "WordDistribution",
+    "build_critic_chain",
+    "check_judge",
     "FAILURE_REASONS",
     "CalibrationReport",
     "CalibrationStep",

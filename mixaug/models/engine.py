@@ -376,6 +376,12 @@ class LocalEngine:
             tok, model = self.tokenizer, self.model
             pre = tok(prefix, add_special_tokens=True)["input_ids"]
             conts = [tok.encode(c, add_special_tokens=False) for c in continuations]
+            if all(len(c) == 1 for c in conts):
+                # Single-token continuations (label words, yes/no): one row, last logits.
+                with torch.inference_mode():
+                    last = model(input_ids=torch.tensor([pre]), logits_to_keep=1).logits[0, -1]
+                lp = torch.log_softmax(last.float(), dim=-1)
+                return [float(lp[c[0]]) for c in conts]
             seqs = [pre + c for c in conts]
             width = max(len(s) for s in seqs)
             pad = tok.pad_token_id

@@ -7,6 +7,13 @@ import mixaug.training
 
 def test_public_api_is_pinned() -> None:
     expected = {
+        "CriticScores",
+        "FilterConfig",
+        "FilterSummary",
+        "RecordFilter",
+        "build_critic_chain",
+        "build_record_filter",
+        "load_records",
         "BUILTIN_SPECS",
         "STRATEGIES",
         "AnchorConfig",
