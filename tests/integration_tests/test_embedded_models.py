@@ -156,3 +156,11 @@ def test_base_model_chat_runs_raw() -> None:
     assert text.endswith("\nMovie review:") and "<start_of_turn>" not in text
     out = build_mix_chain(chat, SST2).batch(_prompts(4, seed=9), return_exceptions=True)
     assert any(not isinstance(o, Exception) for o in out)
+
+
+def test_single_token_scoring_matches_the_batched_pass(smollm2: str) -> None:
+    engine = LocalEngine.get(smollm2)
+    prefix = render_mix_prompt(SST2, ANCHORS[:2]) + " a dull film (Sentiment:"
+    fast = engine.score(prefix, [" positive", " negative"])  # one row, last logits
+    rows = engine.score(prefix, [" positive", " negative", " unfavourable"])  # padded rows
+    assert fast == pytest.approx(rows[:2], abs=1e-3)
