@@ -376,13 +376,12 @@ class LocalEngine:
             tok, model = self.tokenizer, self.model
             pre = tok(prefix, add_special_tokens=True)["input_ids"]
             conts = [tok.encode(c, add_special_tokens=False) for c in continuations]
-            if all(len(c) == 1 for c in conts):
-                # Single-token continuations (label words, yes/no): one row, last logits.
-                with torch.inference_mode():
-                    last = model(input_ids=torch.tensor([pre]), logits_to_keep=1).logits[0, -1]
-                lp = torch.log_softmax(last.float(), dim=-1)
-                return [float(lp[c[0]]) for c in conts]
-            seqs = [pre + c for c in conts]
+            # Every row predicts the prefix's next token at the same position, so
+            # single-token continuations need no row of their own: only multi-token
+            # ones get a row (at least one row runs, for the prefix).
+            multi = [i for i, c in enumerate(conts) if len(c) > 1]
+            rows = [conts[i] for i in multi] or [conts[0][:1]]
+            seqs = [pre + c for c in rows]
             width = max(len(s) for s in seqs)
             pad = tok.pad_token_id
             # Right padding: the prefix sits at the same positions in every row.
@@ -397,10 +396,9 @@ class LocalEngine:
                     input_ids=input_ids, attention_mask=mask, logits_to_keep=keep
                 ).logits  # (N, keep, V)
             lps = torch.log_softmax(logits.float(), dim=-1)
+            row_of = {i: r for r, i in enumerate(multi)}
             out: list[float] = []
-            for r, c in enumerate(conts):
-                total = 0.0
-                for j, t in enumerate(c):
-                    total += float(lps[r, j, t])
-                out.append(total)
+            for i, c in enumerate(conts):
+                r = row_of.get(i, 0)
+                out.append(sum(float(lps[r, j, t]) for j, t in enumerate(c)))
             return out

@@ -1,5 +1,23 @@
-"""Training on real plus synthetic data: the soft-label loss and its targets."""
+"""Training on real plus synthetic data: the classifier, its trainer and the soft-label loss."""
 
+from mixaug.training.args import TrainingArguments
+from mixaug.training.data import TextDataset
 from mixaug.training.loss import soft_cross_entropy, target_distributions
+from mixaug.training.metrics import accuracy, macro_f1
+from mixaug.training.model import ClassifierConfig, TextClassifier, default_encoder
+from mixaug.training.trainer import Trainer, TrainOutput, set_seed
 
-__all__ = ["soft_cross_entropy", "target_distributions"]
+__all__ = [
+    "ClassifierConfig",
+    "TextClassifier",
+    "TextDataset",
+    "TrainOutput",
+    "Trainer",
+    "TrainingArguments",
+    "accuracy",
+    "default_encoder",
+    "macro_f1",
+    "set_seed",
+    "soft_cross_entropy",
+    "target_distributions",
+]
