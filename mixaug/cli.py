@@ -441,6 +441,132 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_args(args: argparse.Namespace, base: Any = None) -> Any:
+    from pydantic import ValidationError
+
+    from mixaug.errors import ConfigError, describe_validation_error
+    from mixaug.training import TrainingArguments
+
+    data = base.model_dump() if base is not None else {}
+    for key in ("epochs", "batch_size", "learning_rate", "patience", "max_length", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            data[key] = value
+    if getattr(args, "freeze_encoder", False):
+        data["freeze_encoder"] = True
+        data.pop("head_learning_rate", None)
+    data["progress"] = not args.quiet
+    try:
+        return TrainingArguments.model_validate(data)
+    except ValidationError as e:
+        msg = f"Invalid training settings: {describe_validation_error(e)}."
+        raise ConfigError(msg) from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``mixaug train``: train the classifier on real (+ synthetic) data; print metrics."""
+    from mixaug.data import check_labels, load_examples, load_records
+    from mixaug.errors import ConfigError
+    from mixaug.specs import get_spec
+    from mixaug.training import TextClassifier, TextDataset, Trainer
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {str(out)!r} is a file; give a folder for the trained model."
+        raise ConfigError(msg)
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        msg = f"--out {str(out)!r} is not empty; pass --overwrite or choose another folder."
+        raise ConfigError(msg)
+    train = load_examples(args.train)
+    evaluation = load_examples(args.eval)
+    validation = load_examples(args.val) if args.val else None
+    synthetic = load_records(args.synthetic) if args.synthetic else []
+    if args.task:
+        spec = check_labels(train, get_spec(args.task))
+        labels = list(spec.label_names)
+    else:
+        labels = sorted({e.label for e in train} | {lab for r in synthetic for lab in r.soft_label})
+    for name, rows in (("--eval", evaluation), ("--val", validation or [])):
+        extra = sorted({e.label for e in rows} - set(labels))
+        if extra:
+            msg = f"{name} has labels {extra} the training data lacks (labels: {labels})."
+            raise ConfigError(msg)
+    targs = _training_args(args)
+    train_ds = TextDataset.build(train, synthetic, labels=labels, hard_synthetic=args.hard_labels)
+    val_ds = TextDataset.build(validation, labels=labels) if validation else None
+    eval_ds = TextDataset.build(evaluation, labels=labels)
+    model = TextClassifier.from_encoder(args.encoder, labels, max_length=targs.max_length)
+    trainer = Trainer(model, targs, train_ds, val_ds)
+    result = trainer.train()
+    metrics = trainer.evaluate(eval_ds)
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    model.save(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    report = {
+        **metrics,
+        "train_examples": len(train_ds),
+        "synthetic_examples": sum(train_ds.synthetic),
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "stopped_early": result.stopped_early,
+        "train_seconds": result.seconds,
+        "labels": labels,
+        "model": str(out),
+    }
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    _out(json.dumps(report))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``mixaug bench``: the paper's protocol; writes results, a table and a plot."""
+    from pydantic import ValidationError
+
+    from mixaug.bench import BenchConfig, run_bench
+    from mixaug.config import load_config
+    from mixaug.errors import ConfigError, describe_validation_error
+
+    cfg = load_config(args.config)
+    try:
+        levels = [float(x) for x in args.levels.split(",") if x.strip()]
+    except ValueError:
+        msg = f"--levels must be comma-separated fractions like 0.001,0.01, got {args.levels!r}."
+        raise ConfigError(msg) from None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    data: dict[str, Any] = {
+        "data": args.data,
+        "task": args.task,
+        "levels": levels,
+        "seeds": args.seeds,
+        "methods": methods,
+        "ratio": args.ratio,
+        "out": args.out,
+        "llm": cfg.llm.model_dump(),
+        "k": cfg.k,
+        "training": _training_args(args).model_dump(),
+        "encoder": args.encoder,
+        "val_size": args.val_size,
+        "test_size": args.test_size,
+    }
+    try:
+        bench_cfg = BenchConfig.model_validate(data)
+    except ValidationError as e:
+        msg = f"Invalid bench settings: {describe_validation_error(e)}."
+        raise ConfigError(msg) from None
+    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    summary = run_bench(bench_cfg, log=say, progress=not args.quiet)
+    _out(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
+
+
 def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
     fails = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
     agree = "n/a" if s["label_agreement"] is None else f"{s['label_agreement']:.0%}"
@@ -586,6 +712,39 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     f.set_defaults(func=cmd_filter)
 
+    t = sub.add_parser("train", help="train the classifier on real (+ synthetic) data")
+    t.add_argument("--train", required=True, help="real labelled data (.jsonl or .csv)")
+    t.add_argument("--synthetic", help="synthetic records from mixaug augment (.jsonl)")
+    t.add_argument("--eval", required=True, help="labelled data the metrics are measured on")
+    t.add_argument("--val", help="labelled validation data for early stopping")
+    t.add_argument("--out", required=True, help="folder for the trained model")
+    t.add_argument("--task", help="task spec (fixes the label order)")
+    t.add_argument("--encoder", help="local HF encoder folder (default: all-MiniLM-L6-v2)")
+    t.add_argument(
+        "--hard-labels",
+        action="store_true",
+        dest="hard_labels",
+        help="train on the generated label instead of the soft label",
+    )
+    _add_training_flags(t)
+    t.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    t.set_defaults(func=cmd_train)
+
+    b = sub.add_parser("bench", help="the paper's protocol: methods x levels x seeds")
+    b.add_argument("--data", required=True, help="folder with train.jsonl and dev/test.jsonl")
+    b.add_argument("--task", required=True, help="task spec (sst2, trec6, cola, ...)")
+    b.add_argument("--levels", default="0.001,0.003,0.01", help="sub-sample fractions")
+    b.add_argument("--seeds", type=int, default=3, help="data seeds per level")
+    b.add_argument("--methods", default="noaug,eda,bt,mix-hard,mix-soft")
+    b.add_argument("--ratio", type=int, default=5, help="synthetic examples per real one")
+    b.add_argument("--out", required=True, help="results folder")
+    b.add_argument("--config", help="YAML config (its llm: the mix generator)")
+    b.add_argument("--encoder", help="local HF encoder folder (default: all-MiniLM-L6-v2)")
+    b.add_argument("--val-size", type=int, default=500, dest="val_size")
+    b.add_argument("--test-size", type=int, dest="test_size", help="cap on test examples")
+    _add_training_flags(b)
+    b.set_defaults(func=cmd_bench)
+
     m = sub.add_parser("models", help="list the embedded models and where their weights are")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
@@ -595,10 +754,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_training_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, help="training epochs (default 10)")
+    p.add_argument("--batch-size", type=int, dest="batch_size", help="default 16")
+    p.add_argument("--learning-rate", type=float, dest="learning_rate", help="default 3e-5")
+    p.add_argument("--patience", type=int, help="early-stopping patience (default 3)")
+    p.add_argument("--max-length", type=int, dest="max_length", help="tokens per text (64)")
+    p.add_argument("--seed", type=int, help="training seed (default 0)")
+    p.add_argument(
+        "--freeze-encoder",
+        action="store_true",
+        dest="freeze_encoder",
+        help="train only the two fully connected layers (fast)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def _positive(args: argparse.Namespace) -> None:
     from mixaug.errors import ConfigError
 
-    for key in ("n", "k", "batch_size", "max_attempts"):
+    for key in ("n", "k", "batch_size", "max_attempts", "epochs", "seeds", "ratio", "patience"):
         value = getattr(args, key, None)
         if value is not None and value < 1:
             flag = "--" + key.replace("_", "-")

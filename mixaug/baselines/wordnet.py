@@ -94,6 +94,7 @@ def load_wordnet() -> Any:
     for allowed in (str(root), str(DEBIAN_WORDNET.resolve())):
         if allowed not in nltk.data.path:
             nltk.data.path.append(allowed)
+
     class OfflineWordNet(WordNetCorpusReader):
         """No mapping to WordNet 3.0 for the multilingual data (it needs a download)."""
 

@@ -85,7 +85,9 @@ class TextClassifier(nn.Module):
             ModelError: when the folder is not a loadable encoder.
         """
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         path = Path(encoder) if encoder is not None else Path(default_encoder())
         if not (path / "config.json").is_file():
             msg = (

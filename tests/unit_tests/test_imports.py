@@ -1,4 +1,6 @@
 import mixaug
+import mixaug.baselines
+import mixaug.bench
 import mixaug.chains
 import mixaug.models
 import mixaug.selectors
@@ -63,7 +65,8 @@ def test_public_api_is_pinned() -> None:
         "tokens_from_logprobs",
     }
     assert set(mixaug.__all__) == expected
-    for mod in (mixaug, mixaug.chains, mixaug.models, mixaug.selectors, mixaug.training):
+    subpackages = (mixaug.chains, mixaug.models, mixaug.selectors, mixaug.training)
+    for mod in (mixaug, *subpackages, mixaug.baselines, mixaug.bench):
         for name in mod.__all__:
             assert hasattr(mod, name), f"{mod.__name__}.{name}"
 

@@ -1,0 +1,25 @@
+"""The benchmark harness: sub-samples, baselines and GPT3Mix, trained and tested (Table 1)."""
+
+from mixaug.bench.runner import (
+    METHODS,
+    Bench,
+    BenchConfig,
+    aggregate,
+    markdown_table,
+    plot,
+    run_bench,
+)
+from mixaug.bench.splits import Splits, balanced_subsample, load_splits
+
+__all__ = [
+    "METHODS",
+    "Bench",
+    "BenchConfig",
+    "Splits",
+    "aggregate",
+    "balanced_subsample",
+    "load_splits",
+    "markdown_table",
+    "plot",
+    "run_bench",
+]

@@ -1,0 +1,395 @@
+"""The benchmark harness: the paper's protocol (Table 1) on our stack.
+
+For each sub-sample level and data seed, one class-balanced sub-sample is drawn
+and every method trains a classifier on it (plus its synthetic data) and is
+tested on the same test set:
+
+- ``noaug``: the sub-sample alone;
+- ``eda``: EDA variants (``ratio`` per example);
+- ``bt``: back-translations through Apertium (up to ``ratio`` per example);
+- ``mix-hard`` / ``mix-soft``: GPT3Mix records (``ratio`` per example) with the
+  generated label one-hot, or with the soft label.
+
+Synthetic data is cached under ``OUT/cache`` per (data, level, seed, family,
+settings hash), so reruns reuse it (``mix-hard`` and ``mix-soft`` share one
+generation). Results are appended to ``OUT/results.jsonl`` as they finish; a rerun
+skips the ones there.
+
+Example:
+    >>> cfg = BenchConfig(data="../shared/datasets/sst2", task="sst2", levels=[0.001],
+    ...                   seeds=1, methods=["noaug"], out="runs/bench")  # doctest: +SKIP
+    >>> run_bench(cfg)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mixaug.bench.splits import Splits, balanced_subsample, load_splits
+from mixaug.config import LLMConfig
+from mixaug.errors import ConfigError
+from mixaug.records import Example, SyntheticRecord
+from mixaug.specs import TaskSpec
+from mixaug.training.args import TrainingArguments
+
+Method = Literal["noaug", "eda", "bt", "mix-hard", "mix-soft"]
+METHODS: tuple[Method, ...] = ("noaug", "eda", "bt", "mix-hard", "mix-soft")
+FAMILY = {"eda": "eda", "bt": "bt", "mix-hard": "mix", "mix-soft": "mix"}
+
+
+class BenchConfig(BaseModel):
+    """What ``mixaug bench`` runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str
+    """Folder of ``train.jsonl`` and ``dev.jsonl``/``test.jsonl``."""
+    task: str
+    levels: list[float] = Field(default_factory=lambda: [0.001, 0.003, 0.01], min_length=1)
+    seeds: int = Field(default=3, ge=1)
+    methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
+    ratio: int = Field(default=5, ge=1, le=100)
+    """Synthetic examples per real one."""
+    out: str
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    """The generator of ``mix-*``."""
+    k: int = Field(default=2, ge=1)
+    training: TrainingArguments = Field(default_factory=TrainingArguments)
+    encoder: str | None = None
+    """Local HF encoder folder (default: the packaged all-MiniLM-L6-v2)."""
+    val_size: int = Field(default=500, ge=1)
+    test_size: int | None = Field(default=None, ge=1)
+    """Cap on test examples (a fixed random subset; ``None``: all)."""
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        bad = [x for x in v if not 0.0 < x <= 1.0]
+        if bad:
+            msg = f"levels must be fractions in (0, 1], got {bad}"
+            raise ValueError(msg)
+        return sorted(v)
+
+
+def _hash(data: Any) -> str:
+    raw = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Bench:
+    """Runs a :class:`BenchConfig`; see the module docstring."""
+
+    def __init__(
+        self, cfg: BenchConfig, log: Callable[[str], None] | None = None, *, progress: bool = True
+    ) -> None:
+        from mixaug.specs import get_spec
+
+        self.cfg = cfg
+        self.log = log or (lambda _: None)
+        self.out = Path(cfg.out)
+        self.cache = self.out / "cache"
+        self.splits: Splits = load_splits(cfg.data, val_size=cfg.val_size)
+        from mixaug.data import check_labels
+
+        spec: TaskSpec = get_spec(cfg.task)
+        self.spec = check_labels(self.splits.pool, spec)
+        self.labels = list(self.spec.label_names)
+        if cfg.test_size is not None and cfg.test_size < len(self.splits.test):
+            import random
+
+            self.splits.test = random.Random(99).sample(self.splits.test, cfg.test_size)
+        self._llm: Any = None
+        self.progress = progress
+
+    # -- synthetic data -----------------------------------------------------------
+    def _synthetic(
+        self, method: Method, sub: list[Example], level: float, seed: int
+    ) -> tuple[list[SyntheticRecord] | list[Example], float, bool]:
+        """(synthetic items, generation seconds, came from the cache)."""
+        family = FAMILY[method]
+        key = {
+            "family": family,
+            "data": self.splits.name,
+            "sub": [(e.text, e.label) for e in sub],
+            "ratio": self.cfg.ratio,
+        }
+        if family == "mix":
+            key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
+        name = f"{self.splits.name}-{level:g}-s{seed}-{family}-{_hash(key)}.jsonl"
+        path = self.cache / name
+        if path.is_file():
+            rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+            meta = rows.pop(0)
+            return self._items(family, rows), float(meta["seconds"]), True
+        self.cache.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        texts, labels = [e.text for e in sub], [e.label for e in sub]
+        if family == "eda":
+            from mixaug.baselines.eda import eda_augment
+
+            rows = [
+                {"text": t, "label": lab}
+                for t, lab in eda_augment(texts, labels, ratio=self.cfg.ratio, seed=seed)
+            ]
+        elif family == "bt":
+            from mixaug.baselines.backtranslation import backtranslation_augment
+
+            rows = [
+                {"text": t, "label": lab}
+                for t, lab in backtranslation_augment(texts, labels, ratio=self.cfg.ratio)
+            ]
+        else:
+            rows = self._generate(sub, seed, level)
+        seconds = round(time.perf_counter() - t0, 2)
+        _write_jsonl_atomic(path, [{"seconds": seconds, "key": _hash(key)}, *rows])
+        return self._items(family, rows), seconds, False
+
+    def _items(self, family: str, rows: list[dict[str, Any]]) -> Any:
+        if family == "mix":
+            return [SyntheticRecord.model_validate(r) for r in rows]
+        return [Example(text=r["text"], label=r["label"]) for r in rows]
+
+    def _generate(self, sub: list[Example], seed: int, level: float) -> list[dict[str, Any]]:
+        from mixaug.augmentation import augment
+        from mixaug.providers import build_llm, build_scorer
+
+        if self._llm is None:
+            self._llm = build_llm(self.cfg.llm, seed=seed)
+        llm = self._llm
+        n = self.cfg.ratio * len(sub)
+        k = min(self.cfg.k, len(sub) - 1) if len(sub) > 1 else 1
+        self.log(f"generating {n} mix records for level {level:g}, seed {seed} ...")
+        result = augment(
+            sub,
+            self.spec,
+            llm,
+            n=n,
+            k=k,
+            seed=seed,
+            batch_size=self.cfg.llm.batch_size,
+            top_logprobs=self.cfg.llm.top_logprobs,
+            scorer=build_scorer(self.cfg.llm, llm),
+        )
+        return [r.model_dump(mode="json") for r in result.records]
+
+    # -- one run ------------------------------------------------------------------
+    def run_one(
+        self, method: Method, level: float, seed: int, sub: list[Example]
+    ) -> dict[str, Any]:
+        """Train and test one method on one sub-sample; returns the result row."""
+        import torch
+
+        from mixaug.training import TextClassifier, TextDataset, Trainer
+
+        syn: Any = []
+        gen_seconds, cached = 0.0, False
+        if method != "noaug":
+            syn, gen_seconds, cached = self._synthetic(method, sub, level, seed)
+        if method in ("eda", "bt"):
+            train = TextDataset.build([*sub, *syn], labels=self.labels)
+            train.synthetic = [False] * len(sub) + [True] * len(syn)
+        else:
+            train = TextDataset.build(
+                sub, syn, labels=self.labels, hard_synthetic=method == "mix-hard"
+            )
+        val = TextDataset.build(self.splits.validation, labels=self.labels)
+        test = TextDataset.build(self.splits.test, labels=self.labels)
+        args = self.cfg.training.model_copy(update={"seed": seed})
+        torch.manual_seed(seed)
+        model = TextClassifier.from_encoder(
+            self.cfg.encoder, self.labels, max_length=args.max_length
+        )
+        trainer = Trainer(model, args, train, val)
+        out = trainer.train()
+        metrics = trainer.evaluate(test)
+        return {
+            "dataset": self.splits.name,
+            "level": level,
+            "seed": seed,
+            "method": method,
+            "n_real": len(sub),
+            "n_synthetic": sum(train.synthetic),
+            "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "test_loss": metrics["loss"],
+            "test_examples": metrics["examples"],
+            "steps": out.steps,
+            "best_step": out.best_step,
+            "train_seconds": out.seconds,
+            "generation_seconds": gen_seconds,
+            "generation_cached": cached,
+        }
+
+    def run(self) -> list[dict[str, Any]]:
+        """Every (level, seed, method) not already in ``results.jsonl``; returns all rows."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        results_file = self.out / "results.jsonl"
+        done: dict[tuple[float, int, str], dict[str, Any]] = {}
+        if results_file.is_file():
+            for line in results_file.read_text(encoding="utf-8").splitlines():
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line
+                done[(r["level"], r["seed"], r["method"])] = r
+        jobs = [
+            (level, seed, m)
+            for level in self.cfg.levels
+            for seed in range(self.cfg.seeds)
+            for m in self.cfg.methods
+        ]
+        todo = [j for j in jobs if j not in done]
+        self.log(f"{len(jobs)} runs, {len(jobs) - len(todo)} already done")
+        bar = _bar(len(todo), "bench") if self.progress else None
+        with results_file.open("a", encoding="utf-8") as fh:
+            for level, seed, method in todo:
+                sub = balanced_subsample(self.splits.pool, level, seed=seed)
+                row = self.run_one(method, level, seed, sub)
+                fh.write(json.dumps(row) + "\n")
+                fh.flush()
+                done[(level, seed, method)] = row
+                self.log(
+                    f"{method:9} level {level:g} seed {seed}: accuracy {row['accuracy']:.4f} "
+                    f"({row['n_real']} real + {row['n_synthetic']} synthetic, "
+                    f"{row['train_seconds']:.0f}s)"
+                )
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+        return [done[j] for j in jobs]
+
+
+def _bar(total: int, desc: str) -> Any:
+    if total <= 0:
+        return None
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+    return tqdm(total=total, desc=desc)
+
+
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and (sample) standard deviation of accuracy per (method, level)."""
+    groups: dict[tuple[str, float], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["method"], r["level"]), []).append(100 * r["accuracy"])
+    out = []
+    for (method, level), accs in groups.items():
+        mean = sum(accs) / len(accs)
+        std = (
+            math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1))
+            if len(accs) > 1
+            else 0.0
+        )
+        out.append(
+            {
+                "method": method,
+                "level": level,
+                "mean": round(mean, 2),
+                "std": round(std, 2),
+                "runs": len(accs),
+            }
+        )
+    return out
+
+
+def markdown_table(agg: list[dict[str, Any]], dataset: str) -> str:
+    """The paper's layout: one row per method, one column per level, ``mean±std``."""
+    levels = sorted({a["level"] for a in agg})
+    methods = [m for m in METHODS if any(a["method"] == m for a in agg)]
+    cell = {(a["method"], a["level"]): a for a in agg}
+    head = f"| {dataset} | " + " | ".join(f"{lv * 100:g}%" for lv in levels) + " |"
+    lines = [head, "|---|" + "---|" * len(levels)]
+    for m in methods:
+        cells = []
+        for lv in levels:
+            a = cell.get((m, lv))
+            cells.append("" if a is None else f"{a['mean']:.1f}±{a['std']:.1f}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(agg: list[dict[str, Any]], dataset: str, path: Path) -> Path | None:
+    """Accuracy against sub-sample level per method, as a PNG (``None`` without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in METHODS:
+        pts = sorted((a["level"], a["mean"], a["std"]) for a in agg if a["method"] == m)
+        if pts:
+            xs, ys, es = zip(*pts, strict=True)
+            ax.errorbar([100 * x for x in xs], ys, yerr=es, marker="o", capsize=3, label=m)
+    ax.set_xscale("log")
+    ticks = sorted({100 * a["level"] for a in agg})
+    ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("training data used (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(dataset)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run_bench(
+    cfg: BenchConfig, log: Callable[[str], None] | None = None, *, progress: bool = True
+) -> dict[str, Any]:
+    """Run the benchmark and write ``results.jsonl``, ``summary.json``, ``table.md``, ``plot.png``.
+
+    Raises:
+        ConfigError: for an unknown method or task.
+    """
+    unknown = sorted(set(cfg.methods) - set(METHODS))
+    if unknown:
+        msg = f"unknown methods {unknown}; choose from {list(METHODS)}"
+        raise ConfigError(msg)
+    started = time.perf_counter()
+    bench = Bench(cfg, log, progress=progress)
+    rows = bench.run()
+    agg = aggregate(rows)
+    out = Path(cfg.out)
+    table = markdown_table(agg, bench.splits.name)
+    (out / "table.md").write_text(table, encoding="utf-8")
+    png = plot(agg, bench.splits.name, out / "plot.png")
+    summary = {
+        "dataset": bench.splits.name,
+        "task": cfg.task,
+        "validation": bench.splits.validation_source,
+        "test": bench.splits.test_source,
+        "test_examples": len(bench.splits.test),
+        "config": cfg.model_dump(mode="json"),
+        "aggregate": agg,
+        "table": table,
+        "plot": None if png is None else str(png),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out / "summary.json")
+    return summary

@@ -1,0 +1,224 @@
+"""Sub-sampling, splits, the bench end to end on a tiny data set, and ``mixaug train``."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fakes import fake_chat, labelled_reply, write_jsonl
+
+import mixaug.providers
+from mixaug.bench import aggregate, balanced_subsample, load_splits, markdown_table
+from mixaug.cli import main
+from mixaug.errors import DataError
+from mixaug.records import Example
+
+POS = [
+    "a bright warm comedy",
+    "the cast sparkles",
+    "a moving portrait",
+    "clever and funny",
+    "a joyous lovely film",
+    "great acting",
+    "a delight",
+    "wonderful music and story",
+]
+NEG = [
+    "a dull film",
+    "the pacing is glacial",
+    "noisy and long",
+    "a lazy sequel",
+    "a tedious mess",
+    "awful acting",
+    "boring from start to end",
+    "terrible jokes",
+]
+
+
+def _rows(texts: list[str], label: str) -> list[dict[str, str]]:
+    return [{"text": t, "label": label} for t in texts]
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    d = tmp_path / "tiny"
+    d.mkdir()
+    train = [
+        {"text": f"{r['text']} {i}", "label": r["label"]}
+        for i in range(3)
+        for r in _rows(POS, "positive") + _rows(NEG, "negative")
+    ]
+    write_jsonl(d / "train.jsonl", train)
+    write_jsonl(d / "dev.jsonl", _rows(POS[:3], "positive") + _rows(NEG[:3], "negative"))
+    write_jsonl(d / "test.jsonl", _rows(POS[3:], "positive") + _rows(NEG[3:], "negative"))
+    return d
+
+
+def test_balanced_subsample_is_balanced_deterministic_and_covers_every_class() -> None:
+    pool = [Example(text=f"t{i}", label=lab) for i, lab in enumerate("a" * 90 + "b" * 9 + "c")]
+    sub = balanced_subsample(pool, 0.01, seed=0)  # 1 example asked, 3 classes
+    assert Counter(e.label for e in sub) == {"a": 1, "b": 1, "c": 1}
+    sub = balanced_subsample(pool, 0.3, seed=4)  # 30: c has only 1, b 9, a the rest
+    assert Counter(e.label for e in sub) == {"a": 20, "b": 9, "c": 1}
+    assert balanced_subsample(pool, 0.3, seed=4) == sub
+    assert balanced_subsample(pool, 0.3, seed=5) != sub
+    even = balanced_subsample(pool[:60] + pool[90:99], 0.1, seed=1)
+    counts = Counter(e.label for e in even)
+    assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def test_splits_follow_the_folder(tiny_data: Path, tmp_path: Path) -> None:
+    s = load_splits(tiny_data)
+    assert (s.validation_source, s.test_source) == ("dev", "test") and len(s.pool) == 48
+    (tiny_data / "dev.jsonl").unlink()  # like TREC-6: carve validation from train
+    s = load_splits(tiny_data, val_size=6)
+    assert s.validation_source == "train (carved)" and len(s.validation) == 6
+    assert len(s.pool) == 42 and not {e.text for e in s.validation} & {e.text for e in s.pool}
+    assert load_splits(tiny_data, val_size=6).validation == s.validation  # fixed
+    (tiny_data / "test.jsonl").rename(tiny_data / "dev.jsonl")  # like CoLA: test on dev
+    s = load_splits(tiny_data, val_size=6)
+    assert s.test_source == "dev" and s.validation_source == "train (carved)"
+    with pytest.raises(DataError, match="no train.jsonl"):
+        load_splits(tmp_path)
+
+
+def test_table_format() -> None:
+    rows = [
+        {"method": "noaug", "level": 0.01, "accuracy": 0.8},
+        {"method": "noaug", "level": 0.01, "accuracy": 0.9},
+        {"method": "mix-soft", "level": 0.01, "accuracy": 0.85},
+    ]
+    agg = aggregate(rows)
+    table = markdown_table(agg, "sst2")
+    assert table.splitlines()[0] == "| sst2 | 1% |"
+    assert "| noaug | 85.0±7.1 |" in table and "| mix-soft | 85.0±0.0 |" in table
+
+
+def test_bench_end_to_end_with_cached_generation(
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    calls = []
+
+    def fake_llm(*a: object, **k: object) -> object:
+        calls.append(1)
+        replies = [
+            labelled_reply(f"made up review {i}", "positive", {" positive": 0.7, " negative": 0.3})
+            for i in range(200)
+        ]
+        return fake_chat(replies)
+
+    monkeypatch.setattr(mixaug.providers, "build_llm", fake_llm)
+    out = tmp_path / "results"
+    args = [
+        "bench",
+        "--data",
+        str(tiny_data),
+        "--task",
+        "sst2",
+        "--levels",
+        "0.05,0.1",
+        "--seeds",
+        "2",
+        "--methods",
+        "noaug,mix-hard,mix-soft",
+        "--ratio",
+        "2",
+        "--out",
+        str(out),
+        "--freeze-encoder",
+        "--epochs",
+        "2",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 3
+    for r in rows:
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["test_examples"] == 10
+        assert r["n_synthetic"] == (0 if r["method"] == "noaug" else 2 * r["n_real"])
+    # Same sub-sample for every method of a (level, seed).
+    for level in (0.05, 0.1):
+        assert len({r["n_real"] for r in rows if r["level"] == level}) == 1
+    # mix-hard and mix-soft share one generation per (level, seed).
+    assert len(list((out / "cache").glob("*-mix-*.jsonl"))) == 4
+    assert sum(r["generation_cached"] for r in rows if r["method"] == "mix-soft") == 4
+    assert (out / "table.md").read_text().startswith("| tiny | 5% | 10% |")
+    assert (out / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    assert {a["method"] for a in summary["aggregate"]} == {"noaug", "mix-hard", "mix-soft"}
+    # A rerun reuses every result and generates nothing.
+    calls.clear()
+    assert main(args) == 0
+    assert not calls
+    assert len((out / "results.jsonl").read_text().splitlines()) == 12
+
+
+def test_train_cli_prints_metrics_and_saves(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    syn = write_jsonl(
+        tmp_path / "syn.jsonl",
+        [
+            {
+                "id": "s-0",
+                "text": "a lovely new film",
+                "label": "positive",
+                "soft_label": {"positive": 0.8, "negative": 0.2},
+                "generated_label": "positive",
+                "label_mass": 0.9,
+                "anchors": [],
+                "anchor_strategy": "random",
+                "model": "m",
+                "prompt_hash": "0",
+                "seed": 0,
+                "task": "sst2",
+                "soft_label_source": "inline",
+            }
+        ],
+    )
+    out = tmp_path / "model"
+    args = [
+        "train",
+        "--train",
+        str(tiny_data / "train.jsonl"),
+        "--synthetic",
+        str(syn),
+        "--eval",
+        str(tiny_data / "test.jsonl"),
+        "--val",
+        str(tiny_data / "dev.jsonl"),
+        "--out",
+        str(out),
+        "--task",
+        "sst2",
+        "--freeze-encoder",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "macro_f1", "loss"} <= set(metrics)
+    assert metrics["synthetic_examples"] == 1 and metrics["train_examples"] == 49
+    assert (out / "model.safetensors").is_file()
+    assert main(args) == 2  # --out is not empty now
+    assert "not empty" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    write_jsonl(bad, [{"text": "x", "label": "neutral"}])
+    args2 = [
+        "train",
+        "--train",
+        str(tiny_data / "train.jsonl"),
+        "--eval",
+        str(bad),
+        "--out",
+        str(tmp_path / "m2"),
+        "--quiet",
+    ]
+    assert main(args2) == 2
+    assert "labels ['neutral']" in capsys.readouterr().err
