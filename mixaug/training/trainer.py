@@ -75,7 +75,8 @@ class Trainer:
                     "build both with the same label list."
                 )
                 raise DataError(msg)
-        self._features: dict[int, torch.Tensor] = {}
+        # id(dataset) -> (dataset, features); holding the dataset keeps its id unique.
+        self._features: dict[int, tuple[TextDataset, torch.Tensor]] = {}
 
     # -- helpers ---------------------------------------------------------------
     def _feats(self, ds: TextDataset) -> torch.Tensor:
@@ -87,8 +88,8 @@ class Trainer:
             with torch.inference_mode():
                 for i in range(0, len(ds), 64):
                     chunks.append(self.model.features(**self.model.tokenize(ds.texts[i : i + 64])))
-            self._features[key] = torch.cat(chunks).clone()
-        return self._features[key]
+            self._features[key] = (ds, torch.cat(chunks).clone())
+        return self._features[key][1]
 
     def _logits(self, ds: TextDataset, idx: list[int]) -> torch.Tensor:
         if self.args.freeze_encoder:
