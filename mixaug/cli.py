@@ -424,6 +424,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
             f"consistency AUROC {j.consistency_auroc}, relabel accuracy {j.relabel_accuracy}; "
             f"thresholds {s.thresholds}"
         )
+        if s.disabled_rules:
+            _out(f"switched off    {s.disabled_rules} (the judge failed its held-out check)")
     if s.critic_scored:
         _out(
             f"critic          {s.critic_scored} scored; mean fluency {s.mean_fluency}, "

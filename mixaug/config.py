@@ -141,12 +141,18 @@ class CriticConfig(BaseModel):
     """P(yes, label fits) below which a record is flagged ``inconsistent_label``;
     ``auto``: the threshold that best separates real texts with their own label from
     the same texts with another label."""
-    validation: int = Field(default=16, ge=2, le=1000)
+    validation: int = Field(default=40, ge=2, le=1000)
     """Held-out real examples the judge is measured on (and ``auto`` fitted on)."""
+    min_auroc: float = Field(default=0.7, ge=0.5, le=1.0)
+    """With an ``auto`` threshold, a rule whose held-out AUROC is below this is switched
+    off: a judge little better than chance would drop good records at random."""
+    min_relabel_accuracy: float | Literal["auto"] = "auto"
+    """The zero-shot relabel joins the agreement vote only at or above this held-out
+    accuracy (``auto``: halfway between chance and perfect)."""
 
     @model_validator(mode="after")
     def _check(self) -> CriticConfig:
-        for name in ("min_fluency", "min_consistency"):
+        for name in ("min_fluency", "min_consistency", "min_relabel_accuracy"):
             value = getattr(self, name)
             if value != "auto" and not 0.0 <= float(value) <= 1.0:
                 msg = f"{name} must be 'auto' or a probability in [0, 1], got {value}"

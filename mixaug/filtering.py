@@ -96,7 +96,9 @@ class FilterSummary(BaseModel):
     judge: JudgeCheck | None = None
     """How well the critic separated held-out real examples from corrupted ones."""
     thresholds: dict[str, float] = Field(default_factory=dict)
-    """The critic thresholds used (fitted when ``auto``)."""
+    """The critic thresholds used (fitted when ``auto``; 0 when switched off)."""
+    disabled_rules: list[str] = Field(default_factory=list)
+    """Critic rules switched off because the judge failed its held-out check."""
     calibration: CalibrationReport | None = None
     """Fitted on real training examples."""
     calibration_eval: CalibrationReport | None = None
@@ -143,6 +145,8 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
     min_fluency: float = 0.5
     min_consistency: float = 0.5
     agreement: str = "majority"
+    use_relabel: bool = True
+    """Whether the zero-shot relabel votes in the agreement rule."""
     summary: FilterSummary = Field(default_factory=FilterSummary)
     _acc: dict[str, float] = PrivateAttr(default_factory=dict)
 
@@ -228,7 +232,8 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
                 reasons.append("low_fluency")
             if sc.consistency is not None and sc.consistency < self.min_consistency:
                 reasons.append("inconsistent_label")
-            if disagreement(r, sc, self.agreement):
+            vote = sc if self.use_relabel else sc.model_copy(update={"relabel_label": None})
+            if disagreement(r, vote, self.agreement):
                 reasons.append("label_disagreement")
         return reasons
 
@@ -365,6 +370,7 @@ def build_record_filter(
     critic = None
     crit = config.critic
     thresholds = {"min_fluency": 0.5, "min_consistency": 0.5}
+    use_relabel = True
     if crit.enabled:
         judge, judge_scorer = llm, scorer
         if crit.llm is not None:
@@ -385,12 +391,34 @@ def build_record_filter(
             t0 = time.perf_counter()
             summary.judge = check_judge(judge, spec, held_out, shots=shot_examples, **common)
             summary.seconds["judge_check"] = round(time.perf_counter() - t0, 3)
-        for name, fitted in (
-            ("min_fluency", summary.judge.fluency_threshold if summary.judge else None),
-            ("min_consistency", summary.judge.consistency_threshold if summary.judge else None),
+        j = summary.judge
+        for check, name, rule in (
+            ("fluency", "min_fluency", "low_fluency"),
+            ("consistency", "min_consistency", "inconsistent_label"),
         ):
             value = getattr(crit, name)
-            thresholds[name] = (fitted if fitted is not None else 0.5) if value == "auto" else value
+            fitted = getattr(j, f"{check}_threshold") if j else None
+            auc = getattr(j, f"{check}_auroc") if j else None
+            if value != "auto":
+                thresholds[name] = float(value)
+            elif fitted is None or auc is None or auc < crit.min_auroc:
+                # Unmeasured, or little better than chance on real data: off, and said so.
+                thresholds[name] = 0.0
+                if check in crit.checks:
+                    summary.disabled_rules.append(rule)
+            else:
+                thresholds[name] = fitted
+        if "relabel" in crit.checks:
+            chance = 1.0 / len(spec.label_names)
+            floor = (
+                (1.0 + chance) / 2
+                if crit.min_relabel_accuracy == "auto"
+                else float(crit.min_relabel_accuracy)
+            )
+            acc = j.relabel_accuracy if j else None
+            if acc is None or acc < floor:
+                use_relabel = False
+                summary.disabled_rules.append("relabel_vote")
         critic = build_critic_chain(
             judge, spec, examples=shot_examples, shots=len(shot_examples), **common
         )
@@ -405,5 +433,6 @@ def build_record_filter(
         min_fluency=thresholds["min_fluency"],
         min_consistency=thresholds["min_consistency"],
         agreement=crit.agreement if crit.enabled else "off",
+        use_relabel=use_relabel,
         summary=summary,
     )

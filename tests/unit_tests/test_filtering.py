@@ -303,6 +303,44 @@ def test_build_record_filter_fits_auto_thresholds() -> None:
     assert f.summary.judge is not None and f.summary.judge.examples == 4
     assert f.summary.thresholds["min_consistency"] == f.summary.judge.consistency_threshold
     assert f.critic is not None and f.dedup is not None
+    # The rule judge can't tell shuffled text (AUROC 0.5): that rule is switched off.
+    assert f.summary.disabled_rules == ["low_fluency"]
+    assert f.summary.thresholds["min_fluency"] == 0.0 and f.use_relabel
+    out = f.invoke([_rec(7, "zzz film zzz")])
+    assert out.kept and "low_fluency" not in out.kept[0].flags
+    # A fixed threshold is the user's call: kept even though the judge is weak.
+    fixed = cfg.model_copy(deep=True)
+    fixed.critic.min_fluency = 0.5
+    f2 = build_record_filter(fixed, SST2, train, llm=None, scorer=judge, embed=None)
+    assert f2.summary.disabled_rules == [] and f2.min_fluency == 0.5
+
+
+def test_a_weak_relabel_does_not_vote() -> None:
+    cfg = FilterConfig.model_validate(
+        {
+            "dedup": {"enabled": False},
+            "critic": {"enabled": True, "shots": 0, "validation": 4},
+        }
+    )
+
+    class WrongRelabel(RuleJudge):
+        def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+            if prefix.endswith("(Sentiment:"):  # relabel: always the opposite
+                truth = _sentiment(prefix.split("\n")[-1])
+                wrong = "positive" if truth == "negative" else "negative"
+                probs = {" " + wrong: 0.9, " " + truth: 0.1}
+                return [math.log(probs[c]) if c in probs else -math.inf for c in continuations]
+            return super().score_continuations(prefix, continuations)
+
+    f = build_record_filter(cfg, SST2, TRAIN * 2, llm=None, scorer=WrongRelabel(), embed=None)
+    assert f.summary.judge is not None and f.summary.judge.relabel_accuracy == 0.0
+    assert "relabel_vote" in f.summary.disabled_rules and not f.use_relabel
+    # argmax positive, generated positive, relabel negative: with "all" the relabel
+    # would flag it, but it has no vote now.
+    f.agreement = "all"
+    out = f.invoke([_rec(0, "a fine film", generated="positive")])
+    assert out.kept[0].critic is not None and out.kept[0].critic.relabel_label == "negative"
+    assert "label_disagreement" not in out.kept[0].flags
 
 
 def test_records_with_unknown_labels_are_refused() -> None:
