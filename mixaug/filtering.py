@@ -99,6 +99,8 @@ class FilterSummary(BaseModel):
     """The critic thresholds used (fitted when ``auto``; 0 when switched off)."""
     disabled_rules: list[str] = Field(default_factory=list)
     """Critic rules switched off because the judge failed its held-out check."""
+    critic_checks: list[str] | None = None
+    """The critic checks actually run (a switched-off one is not; ``None``: no critic)."""
     calibration: CalibrationReport | None = None
     """Fitted on real training examples."""
     calibration_eval: CalibrationReport | None = None
@@ -232,9 +234,10 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
                 reasons.append("low_fluency")
             if sc.consistency is not None and sc.consistency < self.min_consistency:
                 reasons.append("inconsistent_label")
-            vote = sc if self.use_relabel else sc.model_copy(update={"relabel_label": None})
-            if disagreement(r, vote, self.agreement):
-                reasons.append("label_disagreement")
+            if not self.use_relabel:
+                sc = sc.model_copy(update={"relabel_label": None})
+        if disagreement(r, sc, self.agreement):
+            reasons.append("label_disagreement")
         return reasons
 
     def _tick(self, step: str, t0: float) -> None:
@@ -419,9 +422,19 @@ def build_record_filter(
             if acc is None or acc < floor:
                 use_relabel = False
                 summary.disabled_rules.append("relabel_vote")
-        critic = build_critic_chain(
-            judge, spec, examples=shot_examples, shots=len(shot_examples), **common
-        )
+        # A check switched off above would only cost model calls: it is not run.
+        off = {"fluency": "low_fluency", "consistency": "inconsistent_label"}
+        off["relabel"] = "relabel_vote"
+        active: list[str] = [c for c in crit.checks if off[c] not in summary.disabled_rules]
+        summary.critic_checks = active
+        if len(active) < len(crit.checks):
+            skipped = ", ".join(c for c in crit.checks if c not in active)
+            say(f"critic: not running {skipped} (no better than chance on held-out data)")
+        if active:
+            common["checks"] = active
+            critic = build_critic_chain(
+                judge, spec, examples=shot_examples, shots=len(shot_examples), **common
+            )
     if crit.enabled:
         summary.thresholds = {k: round(float(v), 4) for k, v in thresholds.items()}
     return RecordFilter(

@@ -335,12 +335,42 @@ def test_a_weak_relabel_does_not_vote() -> None:
     f = build_record_filter(cfg, SST2, TRAIN * 2, llm=None, scorer=WrongRelabel(), embed=None)
     assert f.summary.judge is not None and f.summary.judge.relabel_accuracy == 0.0
     assert "relabel_vote" in f.summary.disabled_rules and not f.use_relabel
-    # argmax positive, generated positive, relabel negative: with "all" the relabel
-    # would flag it, but it has no vote now.
+    # The relabel is not even run now; the checks that passed are.
+    assert f.summary.critic_checks == ["consistency"]  # fluency: AUROC 0.5, off too
+    # argmax positive, generated positive, relabel (if it ran) negative: with "all"
+    # the relabel would flag it, but it has no vote.
     f.agreement = "all"
     out = f.invoke([_rec(0, "a fine film", generated="positive")])
-    assert out.kept[0].critic is not None and out.kept[0].critic.relabel_label == "negative"
+    assert out.kept[0].critic is not None and out.kept[0].critic.relabel_label is None
     assert "label_disagreement" not in out.kept[0].flags
+    # Generated and argmax still vote without a relabel.
+    out = f.invoke([_rec(1, "a fine film", generated="negative")])
+    assert "label_disagreement" in out.kept[0].flags
+
+
+def test_checks_that_fail_are_not_run_but_agreement_still_counts() -> None:
+    cfg = FilterConfig.model_validate(
+        {
+            "dedup": {"enabled": False},
+            "critic": {"enabled": True, "shots": 0, "validation": 4, "min_auroc": 1.0},
+        }
+    )
+
+    class Coin(RuleJudge):
+        def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+            # Every question and every relabel answered 50/50: nothing to measure.
+            self.prefixes.append(prefix)
+            return [math.log(0.5)] * len(continuations)
+
+    judge = Coin()
+    f = build_record_filter(cfg, SST2, TRAIN * 2, llm=None, scorer=judge, embed=None)
+    assert set(f.summary.disabled_rules) == {"low_fluency", "inconsistent_label", "relabel_vote"}
+    assert f.critic is None and f.summary.critic_checks == []
+    calls = len(judge.prefixes)
+    out = f.invoke([_rec(0, "a fine film", generated="negative"), _rec(1, "a fine film x")])
+    assert len(judge.prefixes) == calls  # no model call for switched-off checks
+    assert out.kept[0].critic is None and out.kept[0].flags == ["label_disagreement"]
+    assert out.kept[0].weight == 0.5 and out.kept[1].flags == []
 
 
 def test_records_with_unknown_labels_are_refused() -> None:
