@@ -26,11 +26,13 @@ from mixaug.chains import (  # noqa: E402
     parse_continuation,
 )
 from mixaug.chains.critic import build_critic_chain  # noqa: E402
+from mixaug.chains.families import FAMILIES, build_family_chain  # noqa: E402
 from mixaug.config import (  # noqa: E402
     AnchorConfig,
     AugmentConfig,
     FilterConfig,
     LLMConfig,
+    PromptConfig,
     load_config,
 )
 from mixaug.data import check_labels, load_examples, load_records  # noqa: E402
@@ -65,11 +67,21 @@ from mixaug.selectors import (  # noqa: E402
     make_selector,
 )
 from mixaug.softlabels import LabelScorer, tokens_from_logprobs  # noqa: E402
-from mixaug.specs import BUILTIN_SPECS, TaskSpec, get_spec, load_spec_yaml  # noqa: E402
+from mixaug.specs import (  # noqa: E402
+    BUILTIN_SPECS,
+    PromptTexts,
+    TaskSpec,
+    get_spec,
+    load_spec_yaml,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "FAMILIES",
+    "PromptConfig",
+    "PromptTexts",
+    "build_family_chain",
     "CriticScores",
     "FilterConfig",
     "FilterSummary",

@@ -21,8 +21,16 @@ from typing import Any
 
 from langchain_core.language_models import BaseLanguageModel
 
-from mixaug.chains.mix import build_mix_chain
-from mixaug.chains.prompts import prompt_hash, render_mix_prompt
+from mixaug.chains.families import (
+    anchors_per_prompt,
+    build_family_chain,
+    check_family,
+    items_per_prompt,
+    plan_requests,
+    render_family_prompt,
+    target_of,
+)
+from mixaug.chains.prompts import prompt_hash
 from mixaug.config import LLMConfig
 from mixaug.errors import MixaugError, ParseFailure
 from mixaug.filtering import FilterSummary, RecordFilter, Rejected
@@ -72,6 +80,7 @@ class AugmentResult:
         strategy: str,
         requested: int,
         output: str,
+        family: str = "mix",
     ) -> RunSummary:
         """A :class:`RunSummary` of this result."""
         recs = self.records
@@ -84,6 +93,7 @@ class AugmentResult:
             seed=seed,
             k=k,
             anchor_strategy=strategy,
+            prompt_family=family,
             mean_anchor_similarity=round(sum(sims) / len(sims), 4) if sims else None,
             requested=requested,
             kept=len(recs),
@@ -121,7 +131,7 @@ def _norm(text: str) -> str:
 
 def _record(
     item: LabelledItem,
-    anchors: list[dict[str, Any]],
+    request: dict[str, Any],
     *,
     index: int,
     spec: TaskSpec,
@@ -129,8 +139,10 @@ def _record(
     similarity: float | None,
     model: str,
     seed: int,
+    family: str = "mix",
 ) -> SyntheticRecord:
-    prompt = render_mix_prompt(spec, anchors)
+    anchors = request["anchors"]
+    prompt = render_family_prompt(spec, family, request)
     return SyntheticRecord(
         id=f"{spec.name}-s{seed}-{index:06d}",
         text=item.text,
@@ -146,6 +158,8 @@ def _record(
         seed=seed,
         task=spec.name,
         soft_label_source=item.soft_label_source,
+        prompt_family=family,
+        target=target_of(family, request),
     )
 
 
@@ -169,14 +183,18 @@ def augment(
     done_records: list[SyntheticRecord] | None = None,
     record_filter: RecordFilter | None = None,
     on_reject: Callable[[list[Rejected]], None] | None = None,
+    family: str = "mix",
+    n_items: int = 5,
+    shares: tuple[int, ...] | list[int] = (50, 70),
 ) -> AugmentResult:
-    """Generate ``n`` soft-labelled records from ``examples`` with GPT3Mix.
+    """Generate ``n`` soft-labelled records from ``examples`` with a prompt family.
 
-    Anchors come from ``selector`` (uniformly random by default). Prompts go to
-    ``llm`` (the embedded default model if ``None``) in batches of ``batch_size``;
-    continuations that can't be parsed are counted by reason and replaced until
-    ``n`` records exist or ``max_attempts`` (default ``3n + 16``) continuations
-    were tried.
+    Anchors come from ``selector`` (uniformly random by default; it should draw
+    :func:`~mixaug.chains.families.anchors_per_prompt` of them). Prompts of
+    ``family`` (GPT3Mix by default) go to ``llm`` (the embedded default model if
+    ``None``) in batches of ``batch_size``; items that can't be parsed are counted
+    by reason and replaced until ``n`` records exist or ``max_attempts`` (default
+    ``3n + 16``) items were asked for.
 
     Args:
         examples: the labelled pool anchors are drawn from.
@@ -201,19 +219,31 @@ def augment(
         record_filter: filters each batch (dedup, calibration, critic); rejected
             records don't count towards ``n``, so more are generated.
         on_reject: called with each batch's rejected records (before ``on_batch``).
+        family: ``mix``, ``paraphrase``, ``instruct``, ``fewshot`` or ``boundary``.
+        n_items: items per ``instruct`` prompt.
+        shares: ``boundary``: percent shares the first anchor's label is given.
 
     Raises:
         GenerationAborted: when every call of two consecutive batches failed.
     """
     if llm is None:
         llm = build_llm(LLMConfig(), seed=seed)
+    family = check_family(family)
     if selector is None:
-        selector = RandomAnchorSelector(examples, k=k, seed=seed)
+        selector = RandomAnchorSelector(examples, k=anchors_per_prompt(family, k), seed=seed)
     strategy = getattr(selector, "strategy", type(selector).__name__)
+    per_prompt = items_per_prompt(family, n_items)
 
     def make_chain(**kw: Any) -> Any:
-        return build_mix_chain(
-            llm, spec, top_logprobs=top_logprobs, scorer=scorer, concurrency=concurrency, **kw
+        return build_family_chain(
+            llm,
+            spec,
+            family,
+            top_logprobs=top_logprobs,
+            scorer=scorer,
+            concurrency=concurrency,
+            n_items=n_items,
+            **kw,
         )
 
     chain = make_chain()
@@ -250,9 +280,21 @@ def augment(
         remaining = n - len(result.records)
         rate = len(result.records) / result.attempts if result.attempts else 1.0
         want = math.ceil(remaining / max(rate, 0.5))
-        size = max(1, min(batch_size, limit - result.attempts, want))
+        budget = max(1, (limit - result.attempts) // per_prompt)
+        size = max(1, min(batch_size, budget, math.ceil(want / per_prompt)))
         rng_before = selector.get_state() if checkpoint is not None else None
-        anchor_sets = [selector.select_examples({}) for _ in range(size)]
+        requests = plan_requests(
+            family,
+            [selector.select_examples({}) for _ in range(size)],
+            spec=spec,
+            pool=examples,
+            counts=Counter(r.generated_label or r.label for r in result.records),
+            n_items=n_items,
+            shares=shares,
+            seed=seed,
+            batch_no=batch_no,
+        )
+        anchor_sets = [req["anchors"] for req in requests]
         if checkpoint is not None:
             plan = [[position.get((a["text"], a["label"]), -1) for a in s] for s in anchor_sets]
             if pending is not None and plan != pending:
@@ -269,45 +311,57 @@ def augment(
             # A seed per batch makes a run reproducible under the same --seed.
             chain = make_chain(seed=seed * 1_000_003 + batch_no)
         batch_no += 1
-        outputs = chain.batch([{"anchors": a} for a in anchor_sets], return_exceptions=True)
+        outputs = chain.batch(requests, return_exceptions=True)
         new: list[SyntheticRecord] = []
         errors_here = 0
         for out in outputs:
             if isinstance(out, BaseException) and not isinstance(out, Exception):
                 raise out  # KeyboardInterrupt and the like end the run (it can resume)
-        for anchors, out in zip(anchor_sets, outputs, strict=True):
-            result.attempts += 1
+        for request, out in zip(requests, outputs, strict=True):
+            anchors = request["anchors"]
+            result.attempts += per_prompt
             if isinstance(out, ParseFailure):
-                result.failures[out.reason] += 1
+                result.failures[out.reason] += per_prompt
                 result.prompt_tokens += out.prompt_tokens
                 result.completion_tokens += out.completion_tokens
                 continue
             if isinstance(out, Exception):
                 errors_here += 1
-                result.failures["generation_error"] += 1
+                result.failures["generation_error"] += per_prompt
                 if len(result.errors) < 5:
                     result.errors.append(f"{type(out).__name__}: {out}")
                 continue
-            result.prompt_tokens += out.prompt_tokens
-            result.completion_tokens += out.completion_tokens
-            if _norm(out.text) in {_norm(a["text"]) for a in anchors}:
-                result.failures["copied_anchor"] += 1
-                continue
-            if len(result.records) + len(new) >= n:
-                result.surplus += 1
-                continue
-            new.append(
-                _record(
-                    out,
-                    anchors,
-                    index=len(result.records) + len(new) + result.rejected,
-                    spec=spec,
-                    strategy=strategy,
-                    similarity=selector.similarity(anchors),
-                    model=name,
-                    seed=seed,
+            if len(out) < per_prompt:
+                result.failures["short_list"] += per_prompt - len(out)
+            copies = {_norm(a["text"]) for a in anchors}
+            listed: set[str] = set()
+            for item in out:
+                result.prompt_tokens += item.prompt_tokens
+                result.completion_tokens += item.completion_tokens
+                key = _norm(item.text)
+                if key in copies:
+                    result.failures["copied_anchor"] += 1
+                    continue
+                if key in listed:  # a list that repeats an item keeps one
+                    result.failures["repeated_item"] += 1
+                    continue
+                listed.add(key)
+                if len(result.records) + len(new) >= n:
+                    result.surplus += 1
+                    continue
+                new.append(
+                    _record(
+                        item,
+                        request,
+                        index=len(result.records) + len(new) + result.rejected,
+                        spec=spec,
+                        strategy=strategy,
+                        similarity=selector.similarity(anchors),
+                        model=name,
+                        seed=seed,
+                        family=family,
+                    )
                 )
-            )
         if record_filter is not None and new:
             outcome = record_filter.invoke(new)
             new = outcome.kept
@@ -348,14 +402,32 @@ def augment(
 
 
 def dry_run_rows(
-    spec: TaskSpec, selector: AnchorSelector, *, n: int, seed: int
+    spec: TaskSpec,
+    selector: AnchorSelector,
+    *,
+    n: int,
+    seed: int,
+    family: str = "mix",
+    pool: list[Example] | None = None,
+    n_items: int = 5,
+    shares: tuple[int, ...] | list[int] = (50, 70),
 ) -> list[dict[str, Any]]:
-    """The anchors and rendered prompts ``augment`` would send, without a model."""
+    """The requests and rendered prompts ``augment`` would send, without a model."""
     rows = []
     strategy = getattr(selector, "strategy", type(selector).__name__)
-    for i in range(n):
-        anchors = selector.select_examples({})
-        prompt = render_mix_prompt(spec, anchors)
+    prompts = math.ceil(n / items_per_prompt(family, n_items))
+    requests = plan_requests(
+        family,
+        [selector.select_examples({}) for _ in range(prompts)],
+        spec=spec,
+        pool=pool or [],
+        n_items=n_items,
+        shares=shares,
+        seed=seed,
+    )
+    for i, request in enumerate(requests):
+        anchors = request["anchors"]
+        prompt = render_family_prompt(spec, family, request)
         sim = selector.similarity(anchors)
         rows.append(
             {
@@ -363,6 +435,8 @@ def dry_run_rows(
                 "anchors": [{"text": a["text"], "label": a["label"]} for a in anchors],
                 "anchor_strategy": strategy,
                 "anchor_similarity": None if sim is None else round(sim, 6),
+                "prompt_family": family,
+                "target": target_of(family, request),
                 "prompt": prompt,
                 "prompt_hash": prompt_hash(prompt),
                 "seed": seed,

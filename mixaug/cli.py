@@ -57,6 +57,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         summary_path,
         write_json_atomic,
     )
+    from mixaug.chains.families import anchors_per_prompt
     from mixaug.config import apply_overrides, load_config
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
@@ -68,7 +69,10 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
     cfg = apply_overrides(
         load_config(args.config),
-        {key: getattr(args, key) for key in ("n", "k", "seed", "anchors", "store", "max_attempts")},
+        {
+            key: getattr(args, key)
+            for key in ("n", "k", "seed", "anchors", "store", "max_attempts", "prompt")
+        },
         {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
     )
     if cfg.n is None:
@@ -126,10 +130,15 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
     if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
         _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
+    family = cfg.prompt.family
+    k = anchors_per_prompt(family, cfg.k)
+    if family == "boundary" and len({e.label for e in examples}) < 2:
+        msg = "The boundary prompt mixes two labels, but the data has only one."
+        raise ConfigError(msg)
     selector = make_selector(
         cfg.anchors.strategy,
         examples,
-        k=cfg.k,
+        k=k,
         seed=cfg.seed,
         store_dir=cfg.anchors.store,
         options=cfg.anchors.options(),
@@ -160,7 +169,16 @@ def cmd_augment(args: argparse.Namespace) -> int:
     unfinished = files.part.exists() or files.journal.exists()
 
     if args.dry_run:
-        rows = dry_run_rows(spec, selector, n=cfg.n, seed=cfg.seed)
+        rows = dry_run_rows(
+            spec,
+            selector,
+            n=cfg.n,
+            seed=cfg.seed,
+            family=family,
+            pool=examples,
+            n_items=cfg.prompt.items_per_prompt,
+            shares=cfg.prompt.shares,
+        )
         writer = JsonlWriter(out)
         writer.write(rows)
         writer.commit()
@@ -177,7 +195,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
             "dry_run": True,
             "requested": cfg.n,
             "prompts": len(rows),
-            "k": cfg.k,
+            "prompt_family": family,
+            "k": k,
             "anchor_strategy": selector.strategy,
             "seed": cfg.seed,
             "output": str(out),
@@ -238,7 +257,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
 
     if not quiet:
         _err(
-            f"[mixaug] augmenting {spec.name} with {cfg.llm.model} ({cfg.llm.mode}); "
+            f"[mixaug] augmenting {spec.name} with {cfg.llm.model} ({cfg.llm.mode}, "
+            f"{family} prompts); "
             "loading model ..."
         )
     try:
@@ -261,6 +281,9 @@ def cmd_augment(args: argparse.Namespace) -> int:
             done_records=done_records,
             record_filter=record_filter,
             on_reject=on_reject,
+            family=family,
+            n_items=cfg.prompt.items_per_prompt,
+            shares=cfg.prompt.shares,
         )
     except GenerationAborted as e:
         writer.close()
@@ -291,10 +314,11 @@ def cmd_augment(args: argparse.Namespace) -> int:
         task=spec.name,
         model=cfg.llm.model,
         seed=cfg.seed,
-        k=cfg.k,
+        k=k,
         strategy=selector.strategy,
         requested=cfg.n,
         output=str(out),
+        family=family,
     )
     write_json_atomic(summary_file, summary.to_json_dict())
     if args.json:
@@ -572,7 +596,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
     fails = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
     agree = "n/a" if s["label_agreement"] is None else f"{s['label_agreement']:.0%}"
-    _out(f"task            {s['task']}  (model {s['model']}, k={s['k']}, seed {s['seed']})")
+    _out(
+        f"task            {s['task']}  (model {s['model']}, prompt "
+        f"{s.get('prompt_family', 'mix')}, k={s['k']}, seed {s['seed']})"
+    )
     _out(
         f"records         {s['kept']} of {s['requested']} requested "
         f"({s['attempts']} tried, {s['surplus']} surplus)"
@@ -675,6 +702,10 @@ def build_parser() -> argparse.ArgumentParser:
         "diverse or similar",
     )
     a.add_argument("--store", help="folder of a persistent embedding cache for embedded anchors")
+    a.add_argument(
+        "--prompt",
+        help="prompt family: mix (GPT3Mix, default), paraphrase, instruct, fewshot or boundary",
+    )
     a.add_argument("--config", help="YAML config file")
     a.add_argument(
         "--eval",
@@ -737,7 +768,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--task", required=True, help="task spec (sst2, trec6, cola, ...)")
     b.add_argument("--levels", default="0.001,0.003,0.01", help="sub-sample fractions")
     b.add_argument("--seeds", type=int, default=3, help="data seeds per level")
-    b.add_argument("--methods", default="noaug,eda,bt,mix-hard,mix-soft")
+    b.add_argument(
+        "--methods",
+        default="noaug,eda,bt,mix-hard,mix-soft",
+        help="comma-separated: noaug, eda, bt, and <family>-hard/-soft for the prompt "
+        "families mix, para, instruct, fewshot, boundary (e.g. para-soft)",
+    )
     b.add_argument("--ratio", type=int, default=5, help="synthetic examples per real one")
     b.add_argument("--out", required=True, help="results folder")
     b.add_argument("--config", help="YAML config (its llm: the mix generator)")

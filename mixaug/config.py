@@ -18,6 +18,37 @@ from mixaug.errors import ConfigError, describe_validation_error
 from mixaug.models.registry import DEFAULT_MODEL
 from mixaug.yamlfile import read_yaml
 
+PromptFamily = Literal["mix", "paraphrase", "instruct", "fewshot", "boundary"]
+"""The prompt families (see :mod:`mixaug.chains.families`)."""
+
+
+class PromptConfig(BaseModel):
+    """Which prompt family asks for the data.
+
+    ``prompt: paraphrase`` is short for ``{family: paraphrase}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: PromptFamily = "mix"
+    items_per_prompt: int = Field(default=5, ge=1, le=50)
+    """``instruct``: items each prompt asks for."""
+    shares: list[int] = Field(default_factory=lambda: [50, 70], min_length=1)
+    """``boundary``: percent given to the first anchor's label (drawn per prompt)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short(cls, value: Any) -> Any:
+        return {"family": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> PromptConfig:
+        bad = [x for x in self.shares if not 0 < x < 100]
+        if bad:
+            msg = f"shares are percentages strictly between 0 and 100, got {bad}"
+            raise ValueError(msg)
+        return self
+
 
 class LLMConfig(BaseModel):
     """Which model writes the synthetic items, and how it samples.
@@ -214,6 +245,8 @@ class AugmentConfig(BaseModel):
     seed: int = 0
     anchors: AnchorConfig = Field(default_factory=AnchorConfig)
     """Anchor strategy and its options."""
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    """The prompt family and its options."""
     max_attempts: int | None = Field(default=None, ge=1)
     """Continuations to try before giving up (default 3n + 16)."""
     filter: FilterConfig | None = None
@@ -262,6 +295,9 @@ def apply_overrides(
         **data["anchors"],
         **{k: v for k, v in anchor_updates.items() if v is not None},
     }
+    family = top.pop("prompt", None)
+    if family is not None:
+        data["prompt"] = {**data["prompt"], "family": family}
     data.update({k: v for k, v in top.items() if v is not None})
     data["llm"] = {**data["llm"], **{k: v for k, v in llm.items() if v is not None}}
     try:

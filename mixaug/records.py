@@ -98,6 +98,11 @@ class SyntheticRecord(BaseModel):
     """Filter rules the record tripped but was kept or down-weighted for."""
     critic: CriticScores | None = None
     """The critic's scores, when a critic ran."""
+    prompt_family: str = "mix"
+    """The prompt family that made it (``mix``, ``paraphrase``, ``instruct``, ...)."""
+    target: dict[str, float] | None = None
+    """What the prompt asked for, label -> share (``instruct``/``paraphrase``: one
+    label; ``boundary``: the two shares; ``None`` for ``mix`` and ``fewshot``)."""
 
     @model_validator(mode="after")
     def _check(self) -> SyntheticRecord:
@@ -128,6 +133,7 @@ class RunSummary(BaseModel):
     seed: int
     k: int
     anchor_strategy: str
+    prompt_family: str = "mix"
     mean_anchor_similarity: float | None = None
     """Mean of the records' ``anchor_similarity``."""
     requested: int

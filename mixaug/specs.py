@@ -27,6 +27,107 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
+_PLACEHOLDERS = {
+    "text_type": "x",
+    "Text_type": "x",
+    "label_type": "x",
+    "Label_type": "x",
+    "choices": "x",
+    "words": "x",
+    "text_prefix": "x",
+    "label_marker": "x",
+    "text_key": "x",
+    "label_key": "x",
+    "text": "x",
+    "n": "x",
+    "word": "x",
+    "first_word": "x",
+    "first_share": "x",
+    "second_word": "x",
+    "second_share": "x",
+}
+
+
+class PromptTexts(BaseModel):
+    """The words every prompt family uses, in the spec's language.
+
+    Each may use the placeholders ``{text_type}``, ``{Text_type}`` (capitalised),
+    ``{label_type}``, ``{Label_type}``, ``{choices}`` (the label words quoted and
+    joined: ``'positive' or 'negative'``) and ``{words}`` (``positive, negative``);
+    ``{text_prefix}`` (``Movie review:``), ``{label_marker}`` (``(Sentiment:``),
+    ``{text_key}`` and ``{label_key}``;
+    ``paraphrase`` also ``{text}``; ``instruct`` also ``{n}`` and ``{word}``;
+    ``boundary`` also ``{first_word}``, ``{first_share}``, ``{second_word}`` and
+    ``{second_share}``. Write them in another language and every family speaks it.
+
+    Example:
+        >>> PromptTexts(instruct="{word} {text_type} {n}개를 쓰세요.").instruct[:6]
+        '{word} '
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    header: str = (
+        "Each item in the following list contains a {text_type} and the respective "
+        "{label_type}. {Label_type} is one of {choices}."
+    )
+    """The mix (GPT3Mix) header line."""
+    system: str = (
+        "You extend a list of labelled examples for a data set. Reply with exactly one "
+        "new item on a single line, in the same format as the items in the list: "
+        "'{text_prefix} <a new {text_type}> {label_marker} <{label_type}>)'."
+    )
+    """The chat system turn of ``mix`` and ``boundary``."""
+    paraphrase_system: str = (
+        "You rewrite {text_type}s. Reply with the new {text_type} only, on a single line."
+    )
+    fewshot_system: str = (
+        "You extend a labelled data set. Reply with one new item: a line "
+        "'{text_key} <a new {text_type}>' and then a line '{label_key} <one of {words}>'."
+    )
+    or_word: str = "or"
+    """Joins the last two label words in ``{choices}``."""
+    paraphrase: str = "Write a new {text_type} with the same meaning as: '{text}'"
+    instruct: str = "Write {n} {text_type}s whose {label_type} is {word}."
+    instruct_system: str = (
+        "You write realistic, varied {text_type}s for a data set. Reply with a numbered "
+        "list, one {text_type} per line, and nothing else."
+    )
+    """The system turn of ``instruct`` in chat mode (the persona)."""
+    boundary: str = (
+        "Write a new {text_type} that is {first_share}% {first_word} and "
+        "{second_share}% {second_word}."
+    )
+    task: str = "Classify the {label_type} of each {text_type}."
+    """The few-shot template's ``Task:`` line."""
+    context: str = "{Text_type}s, each labelled with its {label_type}."
+    """The few-shot template's ``Context:`` line."""
+    task_key: str = "Task:"
+    classes_key: str = "Classes:"
+    context_key: str = "Context:"
+    examples_key: str = "Labeled examples:"
+    text_key: str = "Text:"
+    label_key: str = "Label:"
+
+    @model_validator(mode="after")
+    def _check(self) -> PromptTexts:
+        for name, value in self.model_dump().items():
+            if not value.strip():
+                msg = f"prompts.{name} must not be empty"
+                raise SpecError(msg)
+            try:
+                value.format(**_PLACEHOLDERS)
+            except (KeyError, IndexError, ValueError) as e:
+                known = ", ".join("{" + k + "}" for k in _PLACEHOLDERS)
+                msg = f"prompts.{name} has a bad placeholder ({e}); use only {known}"
+                raise SpecError(msg) from None
+        for name in ("text_key", "label_key"):
+            if "\n" in getattr(self, name):
+                msg = f"prompts.{name} must be on one line"
+                raise SpecError(msg)
+        return self
+
+
 class TaskSpec(BaseModel):
     """A GPT3Mix task specification.
 
@@ -48,6 +149,8 @@ class TaskSpec(BaseModel):
     """Label -> word shown to the model. ``None`` means identity over ``labels``."""
     labels: list[str] | None = None
     """Labels of an identity-verbalizer spec (``generic``); inferred from data if unset."""
+    prompts: PromptTexts = Field(default_factory=PromptTexts)
+    """The prompts' words (English by default; write them in the data's language)."""
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
@@ -177,14 +280,30 @@ class TaskSpec(BaseModel):
         """``"(Sentiment:"``: what opens the label at the end of an item line."""
         return f"({_cap(self.label_type)}:"
 
+    def fill(self, template: str, **values: Any) -> str:
+        """``template`` with the spec's placeholders (and ``values``) filled in."""
+        quoted = [f"'{w}'" for w in self.words]
+        joiner = f" {self.prompts.or_word} "
+        choices = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + joiner + quoted[-1]
+        return template.format(
+            **{
+                "text_type": self.text_type,
+                "Text_type": _cap(self.text_type),
+                "label_type": self.label_type,
+                "Label_type": _cap(self.label_type),
+                "choices": choices,
+                "words": ", ".join(self.words),
+                "text_prefix": self.text_prefix,
+                "label_marker": self.label_marker,
+                "text_key": self.prompts.text_key,
+                "label_key": self.prompts.label_key,
+                **values,
+            }
+        )
+
     def header(self) -> str:
         """The paper's header line listing the label words."""
-        quoted = [f"'{w}'" for w in self.words]
-        choices = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
-        return (
-            f"Each item in the following list contains a {self.text_type} and the "
-            f"respective {self.label_type}. {_cap(self.label_type)} is one of {choices}."
-        )
+        return self.fill(self.prompts.header)
 
     def item_line(self, text: str, label: str) -> str:
         """One anchor line: ``Movie review: <text> (Sentiment: <word>)``."""

@@ -1,6 +1,7 @@
 """The benchmark harness: sub-samples, baselines and GPT3Mix, trained and tested (Table 1)."""
 
 from mixaug.bench.runner import (
+    ALL_METHODS,
     METHODS,
     Bench,
     BenchConfig,
@@ -12,6 +13,7 @@ from mixaug.bench.runner import (
 from mixaug.bench.splits import Splits, balanced_subsample, load_splits
 
 __all__ = [
+    "ALL_METHODS",
     "METHODS",
     "Bench",
     "BenchConfig",

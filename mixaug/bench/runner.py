@@ -8,7 +8,10 @@ tested on the same test set:
 - ``eda``: EDA variants (``ratio`` per example);
 - ``bt``: back-translations through Apertium (up to ``ratio`` per example);
 - ``mix-hard`` / ``mix-soft``: GPT3Mix records (``ratio`` per example) with the
-  generated label one-hot, or with the soft label.
+  generated label one-hot, or with the soft label;
+- ``para-*``, ``instruct-*``, ``fewshot-*``, ``boundary-*``: the other prompt
+  families (:mod:`mixaug.chains.families`), hard (the label the prompt asked for or
+  the model wrote) or soft.
 
 Synthetic data is cached under ``OUT/cache`` per (data, level, seed, family,
 settings hash), so reruns reuse it (``mix-hard`` and ``mix-soft`` share one
@@ -30,7 +33,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -41,9 +44,34 @@ from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 from mixaug.training.args import TrainingArguments
 
-Method = Literal["noaug", "eda", "bt", "mix-hard", "mix-soft"]
+Method = Literal[
+    "noaug",
+    "eda",
+    "bt",
+    "mix-hard",
+    "mix-soft",
+    "para-hard",
+    "para-soft",
+    "instruct-hard",
+    "instruct-soft",
+    "fewshot-hard",
+    "fewshot-soft",
+    "boundary-hard",
+    "boundary-soft",
+]
 METHODS: tuple[Method, ...] = ("noaug", "eda", "bt", "mix-hard", "mix-soft")
-FAMILY = {"eda": "eda", "bt": "bt", "mix-hard": "mix", "mix-soft": "mix"}
+"""The paper's Table 1 methods (the default)."""
+ALL_METHODS: tuple[Method, ...] = get_args(Method)
+"""Every method, the other prompt families included (``<family>-hard``/``-soft``)."""
+FAMILY = {
+    "eda": "eda",
+    "bt": "bt",
+    **{m: m.rsplit("-", 1)[0] for m in get_args(Method) if m.endswith(("-hard", "-soft"))},
+    "para-hard": "paraphrase",
+    "para-soft": "paraphrase",
+}
+"""Method -> what makes its synthetic data (a prompt family, ``eda`` or ``bt``)."""
+LLM_FAMILIES = ("mix", "paraphrase", "instruct", "fewshot", "boundary")
 
 
 class BenchConfig(BaseModel):
@@ -132,8 +160,10 @@ class Bench:
             "sub": [(e.text, e.label) for e in sub],
             "ratio": self.cfg.ratio,
         }
-        if family == "mix":
+        if family in LLM_FAMILIES:
             key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
+        if family in LLM_FAMILIES and family != "mix":
+            key |= {"prompt": family}  # mix keys stay as they were (caches reused)
         name = f"{self.splits.name}-{level:g}-s{seed}-{family}-{_hash(key)}.jsonl"
         path = self.cache / name
         if path.is_file():
@@ -158,26 +188,31 @@ class Bench:
                 for t, lab in backtranslation_augment(texts, labels, ratio=self.cfg.ratio)
             ]
         else:
-            rows = self._generate(sub, seed, level)
+            rows = self._generate(sub, seed, level, family)
         seconds = round(time.perf_counter() - t0, 2)
         _write_jsonl_atomic(path, [{"seconds": seconds, "key": _hash(key)}, *rows])
         return self._items(family, rows), seconds, False
 
     def _items(self, family: str, rows: list[dict[str, Any]]) -> Any:
-        if family == "mix":
+        if family in LLM_FAMILIES:
             return [SyntheticRecord.model_validate(r) for r in rows]
         return [Example(text=r["text"], label=r["label"]) for r in rows]
 
-    def _generate(self, sub: list[Example], seed: int, level: float) -> list[dict[str, Any]]:
+    def _generate(
+        self, sub: list[Example], seed: int, level: float, family: str = "mix"
+    ) -> list[dict[str, Any]]:
         from mixaug.augmentation import augment
+        from mixaug.chains.families import anchors_per_prompt
         from mixaug.providers import build_llm, build_scorer
 
         if self._llm is None:
             self._llm = build_llm(self.cfg.llm, seed=seed)
         llm = self._llm
         n = self.cfg.ratio * len(sub)
-        k = min(self.cfg.k, len(sub) - 1) if len(sub) > 1 else 1
-        self.log(f"generating {n} mix records for level {level:g}, seed {seed} ...")
+        k = min(anchors_per_prompt(family, self.cfg.k), len(sub) - 1) if len(sub) > 1 else 1
+        if family == "boundary":
+            k = 2
+        self.log(f"generating {n} {family} records for level {level:g}, seed {seed} ...")
         result = augment(
             sub,
             self.spec,
@@ -188,6 +223,7 @@ class Bench:
             batch_size=self.cfg.llm.batch_size,
             top_logprobs=self.cfg.llm.top_logprobs,
             scorer=build_scorer(self.cfg.llm, llm),
+            family=family,
         )
         return [r.model_dump(mode="json") for r in result.records]
 
@@ -209,7 +245,7 @@ class Bench:
             train.synthetic = [False] * len(sub) + [True] * len(syn)
         else:
             train = TextDataset.build(
-                sub, syn, labels=self.labels, hard_synthetic=method == "mix-hard"
+                sub, syn, labels=self.labels, hard_synthetic=method.endswith("-hard")
             )
         val = TextDataset.build(self.splits.validation, labels=self.labels)
         test = TextDataset.build(self.splits.test, labels=self.labels)
@@ -315,7 +351,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def markdown_table(agg: list[dict[str, Any]], dataset: str) -> str:
     """The paper's layout: one row per method, one column per level, ``mean±std``."""
     levels = sorted({a["level"] for a in agg})
-    methods = [m for m in METHODS if any(a["method"] == m for a in agg)]
+    methods = [m for m in ALL_METHODS if any(a["method"] == m for a in agg)]
     cell = {(a["method"], a["level"]): a for a in agg}
     head = f"| {dataset} | " + " | ".join(f"{lv * 100:g}%" for lv in levels) + " |"
     lines = [head, "|---|" + "---|" * len(levels)]
@@ -338,7 +374,7 @@ def plot(agg: list[dict[str, Any]], dataset: str, path: Path) -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m in METHODS:
+    for m in ALL_METHODS:
         pts = sorted((a["level"], a["mean"], a["std"]) for a in agg if a["method"] == m)
         if pts:
             xs, ys, es = zip(*pts, strict=True)
@@ -365,9 +401,9 @@ def run_bench(
     Raises:
         ConfigError: for an unknown method or task.
     """
-    unknown = sorted(set(cfg.methods) - set(METHODS))
+    unknown = sorted(set(cfg.methods) - set(ALL_METHODS))
     if unknown:
-        msg = f"unknown methods {unknown}; choose from {list(METHODS)}"
+        msg = f"unknown methods {unknown}; choose from {list(ALL_METHODS)}"
         raise ConfigError(msg)
     started = time.perf_counter()
     bench = Bench(cfg, log, progress=progress)

@@ -1,4 +1,4 @@
-"""LangChain chains: the GPT3Mix prompt templates, generation step and parser."""
+"""LangChain chains: the prompt families (GPT3Mix and others), generation, parsing, critic."""
 
 from mixaug.chains.calibrate import CalibrationReport, CalibrationStep, SoftLabelCalibrator
 from mixaug.chains.critic import (
@@ -7,6 +7,14 @@ from mixaug.chains.critic import (
     WordDistribution,
     build_critic_chain,
     check_judge,
+)
+from mixaug.chains.families import (
+    FAMILIES,
+    FamilyParser,
+    FamilyPromptTemplate,
+    build_family_chain,
+    plan_requests,
+    render_family_prompt,
 )
 from mixaug.chains.mix import GenerationStep, build_mix_chain, generate_with_logprobs
 from mixaug.chains.parser import (
@@ -25,6 +33,12 @@ from mixaug.chains.prompts import (
 )
 
 __all__ = [
+    "FAMILIES",
+    "FamilyParser",
+    "FamilyPromptTemplate",
+    "build_family_chain",
+    "plan_requests",
+    "render_family_prompt",
     "JudgeCheck",
     "JudgePrompts",
     "WordDistribution",

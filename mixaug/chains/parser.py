@@ -38,6 +38,8 @@ FAILURE_REASONS = (
     "no_label_mass",  # zero probability on every label word
     "copied_anchor",  # the new text is one of its anchors
     "generation_error",  # the model call failed
+    "short_list",  # instruct: fewer items in the list than asked for
+    "repeated_item",  # instruct: the list repeats an item
 )
 
 
@@ -170,39 +172,17 @@ class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
     def _parse_item(self, pg: PromptGeneration) -> LabelledItem:
         spec = self.spec
         completion = pg.completion_text
-        meta = pg.metadata
-        parsed = parse_continuation(completion, spec, finish_reason=meta.get("finish_reason"))
-        words = spec.words
-        probs: dict[str, float] | None = None
-        source = "inline"
-        tokens = tokens_from_logprobs(meta.get("logprobs"))
-        partial: dict[str, float] | None = None
-        if tokens:
-            i = label_position(tokens, completion, parsed.label_start)
-            if i is not None:
-                seen, found = word_probs_from_top(tokens[i].top, words)
-                if found == set(words):
-                    probs = seen
-                elif any(seen.values()):
-                    partial = seen
-        if probs is None:
-            scorer = self.scorer
-            if scorer is not None and isinstance(scorer, LabelScorer):
-                prefix = f"{pg.prompt_text} {parsed.text} {spec.label_marker}"
-                probs = rescore_word_probs(scorer, prefix, words)
-                source = getattr(scorer, "soft_label_source", "rescored")
-            elif partial is not None:
-                probs, source = partial, "partial"
-            else:
-                msg = "the provider returned no logprobs at the label position and no scorer is set"
-                raise ParseFailure(reason="no_logprobs", message=msg, completion=completion)
-        try:
-            dist, mass = normalise(probs)
-        except ValueError:
-            msg = f"no probability on any label word for {parsed.text!r}"
-            raise ParseFailure(reason="no_label_mass", message=msg, completion=completion) from None
-        by_word = {w: lab for lab, w in spec.mapping.items()}
-        soft = {by_word[w]: p for w, p in dist.items()}
+        parsed = parse_continuation(
+            completion, spec, finish_reason=pg.metadata.get("finish_reason")
+        )
+        soft, mass, source = read_soft_label(
+            pg,
+            spec,
+            self.scorer,
+            label_start=parsed.label_start,
+            rescore_prefix=f"{pg.prompt_text} {parsed.text} {spec.label_marker}",
+            text=parsed.text,
+        )
         pt, ct = pg.usage()
         return LabelledItem(
             text=parsed.text,
@@ -215,3 +195,55 @@ class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
             prompt_tokens=pt,
             completion_tokens=ct,
         )
+
+
+def read_soft_label(
+    pg: PromptGeneration,
+    spec: TaskSpec,
+    scorer: Any,
+    *,
+    label_start: int | None,
+    rescore_prefix: str,
+    text: str,
+) -> tuple[dict[str, float], float, str]:
+    """(soft label by label, mass on the label words, source) for one item.
+
+    Read from the logprobs at character ``label_start`` of the completion when the
+    model wrote the label there and every label word is in the top-k; otherwise the
+    label words are scored after ``rescore_prefix`` (which ends with the label
+    marker) by ``scorer``; without one, the words seen are renormalised.
+
+    Raises:
+        ParseFailure: ``no_logprobs`` or ``no_label_mass``.
+    """
+    completion = pg.completion_text
+    words = spec.words
+    probs: dict[str, float] | None = None
+    source = "inline"
+    partial: dict[str, float] | None = None
+    tokens = tokens_from_logprobs(pg.metadata.get("logprobs")) if label_start is not None else None
+    if tokens and label_start is not None:
+        i = label_position(tokens, completion, label_start)
+        if i is not None:
+            seen, found = word_probs_from_top(tokens[i].top, words)
+            if found == set(words):
+                probs = seen
+            elif any(seen.values()):
+                partial = seen
+    if probs is None:
+        if scorer is not None and isinstance(scorer, LabelScorer):
+            probs = rescore_word_probs(scorer, rescore_prefix, words)
+            source = getattr(scorer, "soft_label_source", "rescored")
+        elif partial is not None:
+            probs, source = partial, "partial"
+        else:
+            where = "at the label position" if label_start is not None else "(nothing to read)"
+            msg = f"the provider returned no logprobs {where} and no scorer is set"
+            raise ParseFailure(reason="no_logprobs", message=msg, completion=completion)
+    try:
+        dist, mass = normalise(probs)
+    except ValueError:
+        msg = f"no probability on any label word for {text!r}"
+        raise ParseFailure(reason="no_label_mass", message=msg, completion=completion) from None
+    by_word = {w: lab for lab, w in spec.mapping.items()}
+    return {by_word[w]: p for w, p in dist.items()}, mass, source

@@ -27,13 +27,10 @@ from pydantic import ConfigDict
 from typing_extensions import override
 
 from mixaug.records import Example
-from mixaug.specs import TaskSpec
+from mixaug.specs import PromptTexts, TaskSpec
 
-DEFAULT_SYSTEM = (
-    "You extend a list of labelled examples for a data set. Reply with exactly one "
-    "new item on a single line, in the same format as the items in the list: "
-    "'{text_prefix} <a new {text_type}> {label_marker} <{label_type}>)'."
-)
+DEFAULT_SYSTEM = PromptTexts().system
+"""The default chat system turn of the mix prompt (``spec.prompts.system``)."""
 
 _WS = re.compile(r"\s+")
 
@@ -109,20 +106,16 @@ class MixChatPromptTemplate(BaseChatPromptTemplate):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     spec: TaskSpec
-    system: str = DEFAULT_SYSTEM
-    """System instruction; may use {text_type}, {label_type}, {text_prefix}, {label_marker}."""
+    system: str | None = None
+    """System instruction (default: the spec's ``prompts.system``); may use the spec's
+    placeholders ({text_type}, {label_type}, {text_prefix}, {label_marker}, ...)."""
     input_variables: list[str] = ["anchors"]
 
     @override
     def format_messages(self, **kwargs: Any) -> list[BaseMessage]:
         kwargs = self._merge_partial_and_user_variables(**kwargs)
         s = self.spec
-        system = self.system.format(
-            text_type=s.text_type,
-            label_type=s.label_type,
-            text_prefix=s.text_prefix,
-            label_marker=s.label_marker,
-        )
+        system = s.fill(self.system if self.system is not None else s.prompts.system)
         return [
             SystemMessage(content=system),
             HumanMessage(content=render_mix_prompt(s, kwargs["anchors"])),

@@ -222,3 +222,60 @@ def test_train_cli_prints_metrics_and_saves(
     ]
     assert main(args2) == 2
     assert "labels ['neutral']" in capsys.readouterr().err
+
+
+def test_bench_runs_other_prompt_families(
+    tiny_data: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from langchain_core.messages import AIMessage
+
+    class Scorer:
+        def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+            return [-0.5 if c == " positive" else -1.5 for c in continuations]
+
+    replies = [
+        AIMessage(
+            content="\n".join(f"{j + 1}. invented review {i} {j}" for j in range(5)),
+            response_metadata={"finish_reason": "stop"},
+        )
+        for i in range(300)
+    ]
+    monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: fake_chat(replies))
+    monkeypatch.setattr(mixaug.providers, "build_scorer", lambda *a, **k: Scorer())
+    out = tmp_path / "fam"
+    args = [
+        "bench",
+        "--data",
+        str(tiny_data),
+        "--task",
+        "sst2",
+        "--levels",
+        "0.1",
+        "--seeds",
+        "1",
+        "--methods",
+        "noaug,para-soft,instruct-hard,instruct-soft",
+        "--ratio",
+        "2",
+        "--out",
+        str(out),
+        "--freeze-encoder",
+        "--epochs",
+        "1",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    rows = {
+        r["method"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    }
+    assert set(rows) == {"noaug", "para-soft", "instruct-hard", "instruct-soft"}
+    assert rows["para-soft"]["n_synthetic"] == 2 * rows["para-soft"]["n_real"]
+    assert rows["instruct-soft"]["generation_cached"]  # shares instruct-hard's generation
+    cached = sorted(p.name.split("-")[3] for p in (out / "cache").glob("*.jsonl"))
+    assert cached == ["instruct", "paraphrase"]
+    recs = (out / "cache").glob("*-paraphrase-*.jsonl")
+    rows_p = [json.loads(x) for x in next(recs).read_text().splitlines()[1:]]
+    assert all(r["prompt_family"] == "paraphrase" and len(r["anchors"]) == 1 for r in rows_p)

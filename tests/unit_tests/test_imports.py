@@ -9,6 +9,10 @@ import mixaug.training
 
 def test_public_api_is_pinned() -> None:
     expected = {
+        "FAMILIES",
+        "PromptConfig",
+        "PromptTexts",
+        "build_family_chain",
         "CriticScores",
         "FilterConfig",
         "FilterSummary",
