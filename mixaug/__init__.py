@@ -32,6 +32,7 @@ from mixaug.config import (  # noqa: E402
     AugmentConfig,
     FilterConfig,
     LLMConfig,
+    LoopConfig,
     PromptConfig,
     load_config,
 )
@@ -78,6 +79,7 @@ from mixaug.specs import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "LoopConfig",
     "FAMILIES",
     "PromptConfig",
     "PromptTexts",

@@ -96,7 +96,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     eval_files = list(args.eval or [])
     eval_examples = [e for path in eval_files for e in load_examples(path)]
     settings = {
-        "config": cfg.model_dump(mode="json"),
+        "config": cfg.model_dump(mode="json", exclude={"loop"}),
         "task": spec.model_dump(mode="json"),
         "data": file_hash(args.data),
         "dry_run": bool(args.dry_run),
@@ -235,7 +235,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
                 "task": spec.name,
                 "data": settings["data"],
                 "data_path": str(args.data),
-                "config": cfg.model_dump(mode="json"),
+                "config": cfg.model_dump(mode="json", exclude={"loop"}),
             }
         )
 
@@ -593,6 +593,97 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loop(args: argparse.Namespace) -> int:
+    """``mixaug loop``: augmentation in rounds, aimed by a quick classifier; resumable."""
+    from mixaug.config import FilterConfig, apply_overrides, load_config
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+    from mixaug.filtering import build_record_filter
+    from mixaug.loop import LoopContext, run_loop
+    from mixaug.providers import build_llm, build_scorer
+    from mixaug.runstate import file_hash
+    from mixaug.specs import get_spec, spec_from_dict
+
+    cfg = apply_overrides(
+        load_config(args.config),
+        {key: getattr(args, key) for key in ("k", "seed", "prompt")},
+        {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
+    )
+    loop = cfg.loop.model_dump()
+    for key in ("max_rounds", "budget_tokens", "budget_seconds", "per_round", "quota"):
+        if getattr(args, key, None) is not None:
+            loop[key] = getattr(args, key)
+    cfg = apply_overrides(cfg, {"loop": loop}, {})
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        msg = "Which task? Pass --task (e.g. sst2, trec6, or a spec .yaml)."
+        raise ConfigError(msg)
+    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    train = load_examples(args.data)
+    validation = load_examples(args.eval)
+    spec = check_labels(train, spec)
+    check_labels(validation, spec)
+    if len({e.label for e in train}) < 2:
+        msg = "The loop's classifier needs training examples of at least two labels."
+        raise ConfigError(msg)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {out} is a file; the loop writes a folder."
+        raise ConfigError(msg)
+    settings = {
+        "config": cfg.model_dump(mode="json"),
+        "task": spec.model_dump(mode="json"),
+        "data": file_hash(args.data),
+        "eval": file_hash(args.eval),
+    }
+    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    llm = build_llm(cfg.llm, seed=cfg.seed)
+    scorer = build_scorer(cfg.llm, llm)
+    fcfg = cfg.filter or FilterConfig.model_validate({"critic": {"enabled": True}})
+    record_filter = build_record_filter(
+        fcfg,
+        spec,
+        train,
+        llm_config=cfg.llm,
+        eval_examples=validation,
+        llm=llm,
+        scorer=scorer,
+        seed=cfg.seed,
+        log=say,
+    )
+    lc = cfg.loop
+
+    def on_round(report: dict[str, Any], state: Any) -> None:
+        if args.quiet:
+            return
+        kept = ", ".join(f"{k} {v}" for k, v in report["kept_per_class"].items())
+        budget = f"/{lc.budget_tokens:,}" if lc.budget_tokens else ""
+        base = state.get("baseline", {}).get("accuracy")
+        _err(
+            f"[mixaug] round {report['round']}/{lc.max_rounds}  {report['strategy']:<20} "
+            f"kept +{report['kept_new']} ({kept})  tokens {report['tokens_total']:,}{budget}  "
+            f"val acc {report['val_accuracy']:.1%} (best {report['best_accuracy']:.1%}, "
+            f"real only {base:.1%})"
+            + (f"  -> stop: {report['stop_reason']}" if report["stop_reason"] else "")
+        )
+
+    ctx = LoopContext(
+        cfg=cfg,
+        spec=spec,
+        train=train,
+        validation=validation,
+        llm=llm,
+        scorer=scorer,
+        record_filter=record_filter,
+        encoder=args.encoder,
+        on_round=on_round,
+        log=say,
+    )
+    report = run_loop(ctx, out, settings=settings, overwrite=args.overwrite)
+    _out(json.dumps({k: v for k, v in report.items() if k != "rounds"}))
+    return 0
+
+
 def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
     fails = ", ".join(f"{k} {v}" for k, v in s["failures"].items()) or "none"
     agree = "n/a" if s["label_agreement"] is None else f"{s['label_agreement']:.0%}"
@@ -783,6 +874,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(b)
     b.set_defaults(func=cmd_bench)
 
+    lp = sub.add_parser(
+        "loop", help="agentic augmentation in rounds, aimed by a quick classifier (resumable)"
+    )
+    lp.add_argument("--data", required=True, help="labelled training data (.jsonl or .csv)")
+    lp.add_argument("--eval", required=True, help="labelled validation data")
+    lp.add_argument("--task", help="task spec (sst2, trec6, ... or a spec .yaml)")
+    lp.add_argument("--out", required=True, help="folder; rerun with the same folder to resume")
+    lp.add_argument("--max-rounds", type=int, dest="max_rounds")
+    lp.add_argument("--budget-tokens", type=int, dest="budget_tokens")
+    lp.add_argument("--budget-seconds", type=float, dest="budget_seconds")
+    lp.add_argument("--per-round", type=int, dest="per_round", help="records per round")
+    lp.add_argument("--quota", type=int, help="stop once every class has this many records")
+    lp.add_argument("--config", help="YAML config (llm, filter, prompt, loop)")
+    lp.add_argument("--prompt", help="prompt family (default mix)")
+    lp.add_argument("--model")
+    lp.add_argument("--mode", choices=["completion", "chat"])
+    lp.add_argument("--batch-size", type=int, dest="batch_size")
+    lp.add_argument("--k", type=int)
+    lp.add_argument("--seed", type=int)
+    lp.add_argument("--encoder", help="local HF encoder folder of the quick classifier")
+    lp.add_argument("--overwrite", action="store_true", help="start again in --out")
+    lp.add_argument("--quiet", action="store_true")
+    lp.set_defaults(func=cmd_loop)
+
     m = sub.add_parser("models", help="list the embedded models and where their weights are")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=cmd_models)
@@ -811,7 +926,8 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
 def _positive(args: argparse.Namespace) -> None:
     from mixaug.errors import ConfigError
 
-    for key in ("n", "k", "batch_size", "max_attempts", "epochs", "seeds", "ratio", "patience"):
+    keys = ("n", "k", "batch_size", "max_attempts", "epochs", "seeds", "ratio", "patience")
+    for key in (*keys, "max_rounds", "budget_tokens", "per_round", "quota"):
         value = getattr(args, key, None)
         if value is not None and value < 1:
             flag = "--" + key.replace("_", "-")

@@ -232,6 +232,34 @@ class FilterConfig(BaseModel):
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
 
 
+class LoopConfig(BaseModel):
+    """The agentic loop (``mixaug loop``): rounds, budgets and how it aims."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_round: int = Field(default=32, ge=1, le=10_000)
+    """Records generated per round (before filtering)."""
+    max_rounds: int = Field(default=10, ge=1, le=1000)
+    budget_tokens: int | None = Field(default=None, ge=1)
+    """Stop once this many prompt + completion tokens are spent (the last round is
+    shrunk to fit, from the tokens a record has cost so far)."""
+    budget_seconds: float | None = Field(default=None, gt=0)
+    patience: int = Field(default=2, ge=1)
+    """Stop after this many rounds without a validation gain of ``min_gain``."""
+    min_gain: float = Field(default=0.0, ge=0.0)
+    quota: int | None = Field(default=None, ge=1)
+    """Stop once every class has this many kept synthetic records."""
+    uncertain_margin: float = Field(default=0.2, ge=0.0, le=1.0)
+    """A validation example whose top two class probabilities are closer than this is
+    a target, as is one the classifier gets wrong."""
+    boundary_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Share of a round's prompts spent on anchors around the targets; the rest fill
+    under-represented classes (same-class anchors) or are drawn at random."""
+    epochs: int = Field(default=30, ge=1)
+    """Quick classifier (frozen encoder): epochs and early-stopping patience."""
+    train_patience: int = Field(default=5, ge=1)
+
+
 class AugmentConfig(BaseModel):
     """Settings of ``mixaug augment``; command-line flags override them."""
 
@@ -249,6 +277,8 @@ class AugmentConfig(BaseModel):
     """The prompt family and its options."""
     max_attempts: int | None = Field(default=None, ge=1)
     """Continuations to try before giving up (default 3n + 16)."""
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    """Settings of ``mixaug loop``."""
     filter: FilterConfig | None = None
     """Filter each batch (dedup, critic, calibration) inside ``augment``; rejected
     records go to ``OUT.rejects.jsonl`` and more are generated to reach ``n``."""

@@ -194,6 +194,16 @@ class Trainer:
         )
 
     @torch.inference_mode()
+    def predict_proba(self, dataset: TextDataset) -> list[list[float]]:
+        """Class probabilities for every text of ``dataset`` (cached features when frozen)."""
+        self.model.eval()
+        out: list[list[float]] = []
+        for i in range(0, len(dataset), 64):
+            idx = list(range(i, min(i + 64, len(dataset))))
+            out += torch.softmax(self._logits(dataset, idx).float(), -1).tolist()
+        return out
+
+    @torch.inference_mode()
     def evaluate(self, dataset: TextDataset | None = None) -> dict[str, float]:
         """``accuracy``, ``macro_f1``, ``loss`` (cross-entropy) and ``examples`` on a dataset."""
         ds = dataset if dataset is not None else self.eval_dataset

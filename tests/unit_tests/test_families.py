@@ -367,3 +367,42 @@ def test_cli_prompt_flag_dry_run(tmp_path: Path) -> None:
         ]
     )
     assert rc == 2 and not (tmp_path / "q.jsonl").exists()
+
+
+def test_multi_token_label_words_are_scored_whole() -> None:
+    """Korean label words are several tokens: scored as whole continuations."""
+    spec = spec_from_dict(
+        {
+            "name": "ko",
+            "text_type": "문장",
+            "label_type": "의도",
+            "verbalizer": {"hungry": "배고픔", "other": "기타"},
+        }
+    )
+
+    class TokenScorer:
+        """Scores ' 배고픔' as two tokens (0.5 * 0.6) and ' 기타' as one (0.2)."""
+
+        def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+            table = {" 배고픔": math.log(0.5) + math.log(0.6), " 기타": math.log(0.2)}
+            return [table.get(c, -math.inf) for c in continuations]
+
+    # Inline logprobs only show the first token of the multi-token word.
+    pieces = [
+        (" 밥", {}),
+        (" 주세요", {}),
+        (" (의도:", {}),
+        (" 배", {" 배": 0.5, " 기타": 0.2}),
+        ("고픔", {}),
+        (")", {}),
+    ]
+    msg = AIMessage(
+        content="".join(p for p, _ in pieces),
+        response_metadata={"logprobs": chat_logprobs(pieces), "finish_reason": "stop"},
+    )
+    [item] = build_family_chain(fake_chat([msg]), spec, "mix", scorer=TokenScorer()).invoke(
+        {"anchors": [{"text": "배고파", "label": "hungry"}]}
+    )
+    assert item.text == "밥 주세요" and item.generated_label == "hungry"
+    assert item.soft_label_source == "rescored"
+    assert item.soft_label["hungry"] == pytest.approx(0.3 / 0.5)

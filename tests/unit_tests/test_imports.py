@@ -2,6 +2,7 @@ import mixaug
 import mixaug.baselines
 import mixaug.bench
 import mixaug.chains
+import mixaug.loop
 import mixaug.models
 import mixaug.selectors
 import mixaug.training
@@ -9,6 +10,7 @@ import mixaug.training
 
 def test_public_api_is_pinned() -> None:
     expected = {
+        "LoopConfig",
         "FAMILIES",
         "PromptConfig",
         "PromptTexts",
@@ -70,7 +72,7 @@ def test_public_api_is_pinned() -> None:
     }
     assert set(mixaug.__all__) == expected
     subpackages = (mixaug.chains, mixaug.models, mixaug.selectors, mixaug.training)
-    for mod in (mixaug, *subpackages, mixaug.baselines, mixaug.bench):
+    for mod in (mixaug, *subpackages, mixaug.baselines, mixaug.bench, mixaug.loop):
         for name in mod.__all__:
             assert hasattr(mod, name), f"{mod.__name__}.{name}"
 

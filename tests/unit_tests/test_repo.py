@@ -39,3 +39,20 @@ def test_example_spec_and_data() -> None:
     data = load_examples(ROOT / "examples" / "data" / "movie_reviews.jsonl")
     assert {e.label for e in data} == {"positive", "negative"}
     assert len(data) >= 20
+
+
+def test_korean_example_speaks_korean_in_every_family() -> None:
+    from mixaug.chains.families import FAMILIES, plan_requests, render_family_prompt
+    from mixaug.data import check_labels
+
+    spec = get_spec(str(ROOT / "examples" / "korean" / "spec.yaml"))
+    data = load_examples(ROOT / "examples" / "korean" / "hungry.jsonl")
+    spec = check_labels(data, spec)
+    assert spec.words == ["배고픔", "기타"]
+    for family in FAMILIES:
+        anchors = [data[0].model_dump(), data[-1].model_dump()]
+        anchors = anchors[:1] if family == "paraphrase" else anchors
+        req = plan_requests(family, [anchors], spec=spec, pool=data, n_items=3)[0]
+        text = render_family_prompt(spec, family, req)
+        # No English scaffolding left: only the spec's Korean words and the data.
+        assert not re.search(r"[A-Za-z]{3,}", text), (family, text)

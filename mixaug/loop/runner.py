@@ -1,0 +1,170 @@
+"""Run the loop into a folder, resumably: ``mixaug loop`` calls :func:`run_loop`.
+
+``OUT/`` holds ``checkpoints.sqlite`` (LangGraph's SQLite checkpointer: the state
+after every node), ``manifest.json`` (the settings' fingerprint), and, rewritten
+atomically after every round, ``rounds.json``, ``records.jsonl`` (kept records),
+``rejects.jsonl``; at the end ``report.json`` and ``accuracy.png``. Running again
+with the same ``OUT`` resumes from the last finished node; other settings are
+refused unless ``overwrite``.
+
+Example:
+    >>> report = run_loop(ctx, "runs/loop", settings={"task": "sst2"})  # doctest: +SKIP
+    >>> report["stop_reason"], report["rounds"][-1]["val_accuracy"]  # doctest: +SKIP
+    ('no_gain', 0.71)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from mixaug.loop.graph import LoopContext, LoopState, build_loop_graph, initial_state
+from mixaug.runstate import RunConflict, fingerprint
+
+THREAD_ID = "mixaug-loop"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def write_round_files(out: Path, state: LoopState) -> None:
+    """``rounds.json``, ``records.jsonl`` and ``rejects.jsonl`` from ``state``."""
+    _write_atomic(out / "rounds.json", json.dumps(state.get("rounds", []), indent=2) + "\n")
+    _write_atomic(out / "records.jsonl", _jsonl(state.get("kept", [])))
+    _write_atomic(out / "rejects.jsonl", _jsonl(state.get("rejected", [])))
+
+
+def plot_rounds(rounds: list[dict[str, Any]], baseline: float | None, path: Path) -> Path | None:
+    """Validation accuracy per round as a PNG (``None`` without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    xs = [r["round"] for r in rounds]
+    ys = [r["val_accuracy"] for r in rounds]
+    if baseline is not None:
+        xs, ys = [0, *xs], [baseline, *ys]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(xs, [100 * y for y in ys], marker="o")
+    ax.set_xlabel("round (0: real data only)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_xticks(xs)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report_of(state: LoopState) -> dict[str, Any]:
+    """The final report: baseline, rounds, totals and why the loop stopped."""
+    rounds = state.get("rounds", [])
+    kept = state.get("kept", [])
+    base = state.get("baseline", {})
+    return {
+        "stop_reason": state.get("stop_reason"),
+        "rounds_run": len(rounds),
+        "baseline_accuracy": base.get("accuracy"),
+        "final_accuracy": rounds[-1]["val_accuracy"] if rounds else base.get("accuracy"),
+        "best_accuracy": state.get("best_accuracy"),
+        "kept": len(kept),
+        "rejected": len(state.get("rejected", [])),
+        "kept_per_class": rounds[-1]["kept_per_class"] if rounds else {},
+        "tokens": state.get("tokens", 0),
+        "seconds": round(state.get("seconds", 0.0), 1),
+        "rounds": rounds,
+    }
+
+
+def run_loop(
+    ctx: LoopContext,
+    out: str | Path,
+    *,
+    settings: dict[str, Any],
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run (or resume) the loop into ``out``; returns :func:`report_of` the final state.
+
+    Raises:
+        RunConflict: ``out`` holds a loop with other settings (and not ``overwrite``).
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    out = Path(out)
+    fp = fingerprint(settings)
+    manifest_path = out / "manifest.json"
+    if overwrite and out.exists():
+        for name in ("checkpoints.sqlite", "manifest.json", "rounds.json", "records.jsonl",
+                     "rejects.jsonl", "report.json", "accuracy.png"):  # fmt: skip
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    if manifest_path.exists():
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if old.get("fingerprint") != fp:
+            msg = (
+                f"{out} holds a loop with other settings or data; run that command again to "
+                "resume it, or pass --overwrite to start this one."
+            )
+            raise RunConflict(msg)
+    out.mkdir(parents=True, exist_ok=True)
+    if not manifest_path.exists():
+        _write_atomic(manifest_path, json.dumps({"fingerprint": fp, **settings}, indent=2) + "\n")
+
+    user_hook = ctx.on_round
+
+    def on_round(report: dict[str, Any], state: LoopState) -> None:
+        write_round_files(out, state)
+        if user_hook is not None:
+            user_hook(report, state)
+
+    ctx.on_round = on_round
+    conn = sqlite3.connect(str(out / "checkpoints.sqlite"), check_same_thread=False)
+    try:
+        saver = SqliteSaver(conn)
+        graph = build_loop_graph(ctx).compile(checkpointer=saver)
+        run_cfg: RunnableConfig = {
+            "configurable": {"thread_id": THREAD_ID},
+            "recursion_limit": 8 * (ctx.cfg.loop.max_rounds + 2),
+        }
+        snapshot = graph.get_state(run_cfg)
+        result: Any
+        if snapshot.values and not snapshot.next:
+            result = snapshot.values
+            ctx.log(f"{out} is already complete ({result.get('stop_reason')}); nothing to do.")
+        else:
+            if snapshot.values:
+                done = snapshot.values.get("round", 0)
+                ctx.log(f"resuming {out}: {done} rounds done, next: {', '.join(snapshot.next)}")
+                result = graph.invoke(None, run_cfg)
+            else:
+                result = graph.invoke(initial_state(), run_cfg)
+    finally:
+        conn.close()
+    final: LoopState = result
+    write_round_files(out, final)
+    report = report_of(final)
+    _write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    plot_rounds(final.get("rounds", []), report["baseline_accuracy"], out / "accuracy.png")
+    return report
