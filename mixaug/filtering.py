@@ -429,7 +429,7 @@ def build_record_filter(
         summary.critic_checks = active
         if len(active) < len(crit.checks):
             skipped = ", ".join(c for c in crit.checks if c not in active)
-            say(f"critic: not running {skipped} (no better than chance on held-out data)")
+            say(f"critic: not running {skipped} (failed the held-out check; see disabled_rules)")
         if active:
             common["checks"] = active
             critic = build_critic_chain(

@@ -450,24 +450,29 @@ class FamilyParser(RunnableSerializable[PromptGeneration, list[LabelledItem]]):
             n = int(request.get("n", 1))
             texts = parse_list(completion, spec, n=n, leading_item=not chat)
             if not texts:
-                reason = "truncated" if finish == "length" else "no_label"
+                reason = "truncated" if finish == "length" else "no_items"
                 msg = f"no list items in continuation {completion[:200]!r}"
                 raise ParseFailure(reason=reason, message=msg, completion=completion)
-        out = []
-        for i, text in enumerate(texts):
-            # Tokens are counted once, on the first item of a prompt.
-            share = usage if i == 0 else (0, 0)
-            out.append(
-                self._item(
+        out: list[LabelledItem] = []
+        first_error: ParseFailure | None = None
+        for text in texts:
+            try:
+                item = self._item(
                     pg,
                     text,
                     word=None,
                     label_start=None,
                     prefix=self._label_prefix(request, text),
                     generated=None if target is None else str(target),
-                    usage=share,
+                    # Tokens are counted once, on the first item of a prompt.
+                    usage=(0, 0) if out else usage,
                 )
-            )
+            except ParseFailure as e:  # one bad item of a list loses only itself
+                first_error = first_error or e
+                continue
+            out.append(item)
+        if not out and first_error is not None:
+            raise first_error
         return out
 
 

@@ -38,6 +38,7 @@ FAILURE_REASONS = (
     "no_label_mass",  # zero probability on every label word
     "copied_anchor",  # the new text is one of its anchors
     "generation_error",  # the model call failed
+    "no_items",  # instruct: the reply held no list items
     "short_list",  # instruct: fewer items in the list than asked for
     "repeated_item",  # instruct: the list repeats an item
 )

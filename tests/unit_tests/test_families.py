@@ -406,3 +406,25 @@ def test_multi_token_label_words_are_scored_whole() -> None:
     assert item.text == "밥 주세요" and item.generated_label == "hungry"
     assert item.soft_label_source == "rescored"
     assert item.soft_label["hungry"] == pytest.approx(0.3 / 0.5)
+
+
+def test_one_unscorable_list_item_loses_only_itself() -> None:
+    class Picky(KeywordScorer):
+        def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+            if "zzz" in prefix.rsplit("Movie review:", 1)[-1]:
+                return [-math.inf] * len(continuations)  # no mass on any label word
+            return super().score_continuations(prefix, continuations)
+
+    msg = AIMessage(
+        content="1. zzz\n2. a warm delight",
+        response_metadata={"finish_reason": "stop"},
+        usage_metadata={"input_tokens": 20, "output_tokens": 9, "total_tokens": 29},
+    )
+    chain = build_family_chain(fake_chat([msg]), SST2, "instruct", scorer=Picky())
+    items = chain.invoke({"anchors": A2, "target": "positive", "n": 2})
+    assert [i.text for i in items] == ["a warm delight"]
+    assert items[0].completion_tokens == 9  # the prompt's tokens still counted once
+    empty = build_family_chain(fake_chat([_chat("Sure!")]), SST2, "instruct", scorer=Picky())
+    with pytest.raises(ParseFailure) as e:
+        empty.invoke({"anchors": A2, "target": "positive", "n": 2})
+    assert e.value.reason == "no_items"
