@@ -1,0 +1,220 @@
+"""Soft-labelled examples per second, side by side, on the same model and prompts.
+
+    python benchmarks/throughput.py [--data DIR] [--n 32]
+                                    [--variants naive,embedded,server1,server8]
+
+Variants (each in its own process, so peak memory is its own):
+
+- ``naive``: one ``invoke`` per example through langchain-huggingface's
+  ``HuggingFacePipeline`` on the embedded Gemma (converted HF folder), then a second
+  forward pass over ``prompt + text + " (Sentiment:"`` for the soft label (the pipeline
+  gives no logprobs);
+- ``embedded``: mixaug's ``augment`` on the local provider (batched, logprobs captured
+  while generating, the soft label read inline);
+- ``server1`` / ``server8``: llama.cpp's OpenAI-compatible server on the same GGUF through
+  mixaug's ``openai`` provider at concurrency 1 and 8.
+
+Every variant makes ``n`` parsed, soft-labelled SST-2 records from mix prompts over random
+train anchors (seed 0). The embedded path's soft-label time is the parser's reading of the
+captured top-k (the capture itself runs inside generation). Prints one JSON object: per variant ``examples_per_second``,
+``seconds``, ``soft_label_seconds`` and its ``soft_label_share`` of the run,
+``attempts``, ``peak_rss_mb``; and ``ratios`` of each to ``naive`` and of ``embedded`` to
+the best server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _examples(data: Path) -> list[Any]:
+    from mixaug import load_examples
+
+    return load_examples(data / "train.jsonl")
+
+
+def run_naive(data: Path, n: int) -> dict[str, Any]:
+    import torch
+    from langchain_huggingface import HuggingFacePipeline
+
+    from mixaug import get_spec
+    from mixaug.chains.parser import parse_continuation
+    from mixaug.chains.prompts import render_mix_prompt
+    from mixaug.errors import ParseFailure
+    from mixaug.models.registry import resolve_model_dir
+
+    spec = get_spec("sst2")
+    pool = _examples(data)
+    rng = random.Random(0)
+    t0 = time.perf_counter()
+    llm = HuggingFacePipeline.from_model_id(
+        model_id=str(resolve_model_dir("gemma3-270m")),
+        task="text-generation",
+        pipeline_kwargs={
+            "max_new_tokens": 100,
+            "do_sample": True,
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "return_full_text": False,
+        },
+    )
+    model, tok = llm.pipeline.model, llm.pipeline.tokenizer
+    words = [" " + w for w in spec.words]
+    word_ids = [tok(w, add_special_tokens=False)["input_ids"][0] for w in words]
+    load_seconds = time.perf_counter() - t0
+    made, attempts, soft_seconds = 0, 0, 0.0
+    t0 = time.perf_counter()
+    while made < n and attempts < 4 * n:
+        anchors = [a.model_dump() for a in rng.sample(pool, 2)]
+        prompt = render_mix_prompt(spec, anchors)
+        attempts += 1
+        text = llm.invoke(prompt).split("\n")[0]
+        try:
+            parsed = parse_continuation(text, spec)
+        except ParseFailure:
+            continue
+        s0 = time.perf_counter()
+        prefix = f"{prompt} {parsed.text} {spec.label_marker}"
+        with torch.inference_mode():
+            ids = tok(prefix, return_tensors="pt")
+            logits = model(**ids).logits[0, -1].float()
+            probs = torch.softmax(logits, -1)[word_ids]
+            _ = (probs / probs.sum()).tolist()
+        soft_seconds += time.perf_counter() - s0
+        made += 1
+    seconds = time.perf_counter() - t0
+    return _row(made, attempts, seconds, soft_seconds, load_seconds)
+
+
+def _augment(cfg: Any, data: Path, n: int) -> dict[str, Any]:
+    import mixaug.chains.families as fam
+    from mixaug import augment, get_spec
+    from mixaug.providers import build_llm, build_scorer
+
+    spent = [0.0]
+    original = fam.read_soft_label
+
+    def timed(*a: Any, **k: Any) -> Any:
+        s0 = time.perf_counter()
+        try:
+            return original(*a, **k)
+        finally:
+            spent[0] += time.perf_counter() - s0
+
+    fam.read_soft_label = timed  # type: ignore[assignment]
+    t0 = time.perf_counter()
+    llm = build_llm(cfg, seed=0)
+    scorer = build_scorer(cfg, llm)
+    if hasattr(llm, "engine"):
+        llm.engine.load()  # the weights load before the clock starts
+    load_seconds = time.perf_counter() - t0
+    res = augment(
+        _examples(data),
+        get_spec("sst2"),
+        llm,
+        n=n,
+        seed=0,
+        batch_size=cfg.batch_size,
+        scorer=scorer,
+        concurrency=cfg.concurrency if cfg.provider != "local" else None,
+    )
+    return _row(len(res.records), res.attempts, res.seconds, spent[0], load_seconds)
+
+
+def run_embedded(data: Path, n: int) -> dict[str, Any]:
+    from mixaug import LLMConfig
+
+    return _augment(LLMConfig(), data, n)
+
+
+def run_server(data: Path, n: int, concurrency: int) -> dict[str, Any]:
+    from provider_agreement import start_server
+
+    from mixaug import LLMConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_server(Path(tmp) / "server.log")
+        try:
+            cfg = LLMConfig(
+                provider="openai",
+                model="gemma3-270m",
+                base_url=url,
+                concurrency=concurrency,
+                batch_size=max(16, concurrency),
+            )
+            return _augment(cfg, data, n)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _row(made: int, attempts: int, seconds: float, soft: float, load: float) -> dict[str, Any]:
+    return {
+        "examples": made,
+        "attempts": attempts,
+        "seconds": round(seconds, 2),
+        "examples_per_second": round(made / seconds, 4) if seconds else 0.0,
+        "soft_label_seconds": round(soft, 5),
+        "soft_label_share": round(soft / seconds, 4) if seconds else 0.0,
+        "load_seconds": round(load, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    default = Path(os.environ.get("MIXAUG_DATA", "../shared/datasets")) / "sst2"
+    parser.add_argument("--data", default=str(default))
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument("--variants", default="naive,embedded,server1,server8")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = Path(args.data)
+    if args.one:
+        if args.one == "naive":
+            row = run_naive(data, args.n)
+        elif args.one == "embedded":
+            row = run_embedded(data, args.n)
+        else:
+            row = run_server(data, args.n, int(args.one.removeprefix("server")))
+        print(json.dumps(row))  # noqa: T201
+        return
+    rows: dict[str, Any] = {}
+    for v in args.variants.split(","):
+        proc = subprocess.run(
+            [sys.executable, __file__, "--data", str(data), "--n", str(args.n), "--one", v],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            rows[v] = {"error": proc.stderr.strip().splitlines()[-1:]}
+            continue
+        rows[v] = json.loads(proc.stdout.strip().splitlines()[-1])
+    rate = {v: r.get("examples_per_second", 0.0) for v, r in rows.items()}
+    ratios: dict[str, float] = {}
+    if rate.get("naive"):
+        ratios |= {
+            f"{v}/naive": round(r / rate["naive"], 2) for v, r in rate.items() if r and v != "naive"
+        }
+    servers = [r for v, r in rate.items() if v.startswith("server") and r]
+    if rate.get("embedded") and servers:
+        ratios["embedded/best_server"] = round(rate["embedded"] / max(servers), 2)
+    out = {"n": args.n, "cpu_count": os.cpu_count(), "variants": rows, "ratios": ratios}
+    print(json.dumps(out, indent=2))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
