@@ -16,8 +16,9 @@ Variants (each in its own process, so peak memory is its own):
 
 Every variant makes ``n`` parsed, soft-labelled SST-2 records from mix prompts over random
 train anchors (seed 0). The embedded path's soft-label time is the parser's reading of the
-captured top-k (the capture itself runs inside generation). Prints one JSON object: per variant ``examples_per_second``,
-``seconds``, ``soft_label_seconds`` and its ``soft_label_share`` of the run,
+captured top-k (the capture itself runs inside generation). Prints one JSON object: per
+variant ``examples_per_second``, ``seconds``, ``soft_label_seconds`` and its
+``soft_label_share`` of the run,
 ``attempts``, ``peak_rss_mb``; and ``ratios`` of each to ``naive`` and of ``embedded`` to
 the best server.
 """
