@@ -30,6 +30,7 @@ from typing import Any, TypedDict
 import numpy as np
 from langgraph.graph import END, START, StateGraph
 
+from mixaug.chains.families import anchors_per_prompt
 from mixaug.config import AugmentConfig
 from mixaug.filtering import RecordFilter
 from mixaug.loop.targeting import PlannedSelector, Target, find_targets, plan_round
@@ -208,7 +209,7 @@ class LoopNodes:
         """Anchor sets for this round: random first, then aimed at the targets."""
         ctx, lc = self.ctx, self.ctx.cfg.loop
         n = self._round_size(state)
-        k = min(ctx.cfg.k, len(ctx.train))
+        k = min(anchors_per_prompt(ctx.cfg.prompt.family, ctx.cfg.k), len(ctx.train))
         prompts = max(1, math.ceil(n / _per_prompt(ctx)))
         seed = ctx.cfg.seed * 1_000 + state.get("round", 0)
         if state.get("round", 0) == 0:

@@ -190,3 +190,20 @@ def test_loop_cli_prints_the_report_and_resumes(
     bad = ["loop", "--data", str(data), "--eval", str(tmp_path / "missing.jsonl"), "--task",
            "sst2", "--out", str(tmp_path / "M")]  # fmt: skip
     assert main(bad) == 2 and not (tmp_path / "M").exists()
+
+
+def test_loop_with_another_prompt_family(tmp_path: Path) -> None:
+    from langchain_core.messages import AIMessage
+
+    replies = [
+        AIMessage(content=f"a new take number {i}", response_metadata={"finish_reason": "stop"})
+        for i in range(40)
+    ]
+    ctx = _ctx(fake_chat(replies), tmp_path)
+    ctx.cfg = ctx.cfg.model_copy(update={"prompt": ctx.cfg.prompt.model_copy(
+        update={"family": "paraphrase"})})  # fmt: skip
+    ctx.scorer = HalfScorer()
+    report = run_loop(ctx, tmp_path / "p", settings={})
+    assert report["rounds_run"] == 2
+    recs = [json.loads(x) for x in (tmp_path / "p" / "records.jsonl").read_text().splitlines()]
+    assert recs and all(r["prompt_family"] == "paraphrase" and len(r["anchors"]) == 1 for r in recs)
