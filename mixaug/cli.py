@@ -679,7 +679,20 @@ def cmd_loop(args: argparse.Namespace) -> int:
         on_round=on_round,
         log=say,
     )
-    report = run_loop(ctx, out, settings=settings, overwrite=args.overwrite)
+    from mixaug.augmentation import GenerationAborted
+
+    try:
+        report = run_loop(ctx, out, settings=settings, overwrite=args.overwrite)
+    except GenerationAborted as e:
+        _err(f"mixaug: error: {e}")
+        _err(
+            f"mixaug: the loop stopped; every finished step is checkpointed in {out}. Fix the "
+            "cause above and run the same command again to resume."
+        )
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        _err(f"mixaug: interrupted; run the same command again to resume from {out}.")
+        return 130
     _out(json.dumps({k: v for k, v in report.items() if k != "rounds"}))
     return 0
 

@@ -207,3 +207,20 @@ def test_loop_with_another_prompt_family(tmp_path: Path) -> None:
     assert report["rounds_run"] == 2
     recs = [json.loads(x) for x in (tmp_path / "p" / "records.jsonl").read_text().splitlines()]
     assert recs and all(r["prompt_family"] == "paraphrase" and len(r["anchors"]) == 1 for r in recs)
+
+
+def test_loop_cli_stops_cleanly_when_the_model_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: fake_chat([]))
+    monkeypatch.setattr(mixaug.providers, "build_scorer", lambda *a, **k: HalfScorer())
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
+    dev = write_jsonl(tmp_path / "d.jsonl", [e.model_dump() for e in VAL])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("filter: {dedup: {near: false}}\nloop: {per_round: 2, epochs: 1}\n")
+    args = ["loop", "--data", str(data), "--eval", str(dev), "--task", "sst2",
+            "--out", str(tmp_path / "L"), "--config", str(cfg)]  # fmt: skip
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "failed on every prompt" in err and "run the same command again" in err
+    assert (tmp_path / "L" / "checkpoints.sqlite").exists()
