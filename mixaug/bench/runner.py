@@ -151,8 +151,13 @@ class Bench:
     # -- synthetic data -----------------------------------------------------------
     def _synthetic(
         self, method: Method, sub: list[Example], level: float, seed: int
-    ) -> tuple[list[SyntheticRecord] | list[Example], float, bool]:
-        """(synthetic items, generation seconds, came from the cache)."""
+    ) -> tuple[list[SyntheticRecord] | list[Example], dict[str, Any], bool]:
+        """(synthetic items, generation stats, came from the cache).
+
+        The stats hold ``seconds`` and ``requested``, and for the LLM families the
+        generation's ``attempts``, ``parse_rate``, ``failures``, ``complete`` and token
+        counts (caches written before these existed hold ``seconds`` only).
+        """
         family = FAMILY[method]
         key = {
             "family": family,
@@ -169,10 +174,11 @@ class Bench:
         if path.is_file():
             rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
             meta = rows.pop(0)
-            return self._items(family, rows), float(meta["seconds"]), True
+            return self._items(family, rows), meta, True
         self.cache.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         texts, labels = [e.text for e in sub], [e.label for e in sub]
+        stats: dict[str, Any] = {"requested": self.cfg.ratio * len(sub)}
         if family == "eda":
             from mixaug.baselines.eda import eda_augment
 
@@ -188,10 +194,11 @@ class Bench:
                 for t, lab in backtranslation_augment(texts, labels, ratio=self.cfg.ratio)
             ]
         else:
-            rows = self._generate(sub, seed, level, family)
-        seconds = round(time.perf_counter() - t0, 2)
-        _write_jsonl_atomic(path, [{"seconds": seconds, "key": _hash(key)}, *rows])
-        return self._items(family, rows), seconds, False
+            rows, gen = self._generate(sub, seed, level, family)
+            stats |= gen
+        meta = {"seconds": round(time.perf_counter() - t0, 2), "key": _hash(key), **stats}
+        _write_jsonl_atomic(path, [meta, *rows])
+        return self._items(family, rows), meta, False
 
     def _items(self, family: str, rows: list[dict[str, Any]]) -> Any:
         if family in LLM_FAMILIES:
@@ -200,7 +207,7 @@ class Bench:
 
     def _generate(
         self, sub: list[Example], seed: int, level: float, family: str = "mix"
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from mixaug.augmentation import augment
         from mixaug.chains.families import anchors_per_prompt
         from mixaug.providers import build_llm, build_scorer
@@ -225,7 +232,20 @@ class Bench:
             scorer=build_scorer(self.cfg.llm, llm),
             family=family,
         )
-        return [r.model_dump(mode="json") for r in result.records]
+        if not result.complete:
+            self.log(
+                f"  {family}: {len(result.records)} of {n} records after {result.attempts} "
+                f"continuations (failures: {dict(result.failures)})"
+            )
+        stats = {
+            "attempts": result.attempts,
+            "parse_rate": round(result.parsed / result.attempts, 4) if result.attempts else 0.0,
+            "failures": dict(result.failures),
+            "complete": result.complete,
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+        }
+        return [r.model_dump(mode="json") for r in result.records], stats
 
     # -- one run ------------------------------------------------------------------
     def run_one(
@@ -237,9 +257,10 @@ class Bench:
         from mixaug.training import TextClassifier, TextDataset, Trainer
 
         syn: Any = []
-        gen_seconds, cached = 0.0, False
+        gen: dict[str, Any] = {}
+        cached = False
         if method != "noaug":
-            syn, gen_seconds, cached = self._synthetic(method, sub, level, seed)
+            syn, gen, cached = self._synthetic(method, sub, level, seed)
         if method in ("eda", "bt"):
             train = TextDataset.build([*sub, *syn], labels=self.labels)
             train.synthetic = [False] * len(sub) + [True] * len(syn)
@@ -271,8 +292,11 @@ class Bench:
             "steps": out.steps,
             "best_step": out.best_step,
             "train_seconds": out.seconds,
-            "generation_seconds": gen_seconds,
+            "generation_seconds": float(gen.get("seconds", 0.0)),
             "generation_cached": cached,
+            "n_requested": gen.get("requested", 0),
+            "parse_rate": gen.get("parse_rate"),
+            "completion_tokens": gen.get("completion_tokens"),
         }
 
     def run(self) -> list[dict[str, Any]]:
@@ -326,8 +350,15 @@ def _bar(total: int, desc: str) -> Any:
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean and (sample) standard deviation of accuracy per (method, level)."""
     groups: dict[tuple[str, float], list[float]] = {}
+    parse: dict[tuple[str, float], list[float]] = {}
+    fill: dict[tuple[str, float], list[float]] = {}
     for r in rows:
-        groups.setdefault((r["method"], r["level"]), []).append(100 * r["accuracy"])
+        key = (r["method"], r["level"])
+        groups.setdefault(key, []).append(100 * r["accuracy"])
+        if r.get("parse_rate") is not None:
+            parse.setdefault(key, []).append(r["parse_rate"])
+        if r.get("n_requested"):
+            fill.setdefault(key, []).append(r["n_synthetic"] / r["n_requested"])
     out = []
     for (method, level), accs in groups.items():
         mean = sum(accs) / len(accs)
@@ -343,9 +374,44 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mean": round(mean, 2),
                 "std": round(std, 2),
                 "runs": len(accs),
+                "parse_rate": _mean(parse.get((method, level))),
+                "synthetic_per_requested": _mean(fill.get((method, level))),
             }
         )
     return out
+
+
+def _mean(xs: list[float] | None) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
+
+
+def generation_table(agg: list[dict[str, Any]], dataset: str) -> str:
+    """Parse rate and records made per record asked for, per method and level (Markdown).
+
+    Empty when no method generated anything (``noaug`` only, or old caches without stats).
+    """
+    rows = [a for a in agg if a.get("synthetic_per_requested") is not None]
+    if not rows:
+        return ""
+    levels = sorted({a["level"] for a in rows})
+    cell = {(a["method"], a["level"]): a for a in rows}
+    lines = [
+        f"| {dataset}: parse rate / made÷asked | "
+        + " | ".join(f"{lv * 100:g}%" for lv in levels)
+        + " |",
+        "|---|" + "---|" * len(levels),
+    ]
+    for m in [m for m in ALL_METHODS if any(a["method"] == m for a in rows)]:
+        cells = []
+        for lv in levels:
+            a = cell.get((m, lv))
+            if a is None:
+                cells.append("")
+                continue
+            pr = "–" if a["parse_rate"] is None else f"{100 * a['parse_rate']:.0f}%"
+            cells.append(f"{pr} / {a['synthetic_per_requested']:.2f}")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(agg: list[dict[str, Any]], dataset: str) -> str:
@@ -411,7 +477,8 @@ def run_bench(
     agg = aggregate(rows)
     out = Path(cfg.out)
     table = markdown_table(agg, bench.splits.name)
-    (out / "table.md").write_text(table, encoding="utf-8")
+    gen_table = generation_table(agg, bench.splits.name)
+    (out / "table.md").write_text(table + ("\n" + gen_table if gen_table else ""), encoding="utf-8")
     png = plot(agg, bench.splits.name, out / "plot.png")
     summary = {
         "dataset": bench.splits.name,
@@ -422,6 +489,7 @@ def run_bench(
         "config": cfg.model_dump(mode="json"),
         "aggregate": agg,
         "table": table,
+        "generation_table": gen_table,
         "plot": None if png is None else str(png),
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fakes import fake_chat, labelled_reply, write_jsonl
+from langchain_core.messages import AIMessage
 
 import mixaug.providers
 from mixaug.bench import aggregate, balanced_subsample, load_splits, markdown_table
@@ -106,8 +107,11 @@ def test_bench_end_to_end_with_cached_generation(
 
     def fake_llm(*a: object, **k: object) -> object:
         calls.append(1)
+        # Every fourth reply has no label: the parse rate must show it.
         replies = [
             labelled_reply(f"made up review {i}", "positive", {" positive": 0.7, " negative": 0.3})
+            if i % 4
+            else AIMessage(content=" a review with no label", response_metadata={})
             for i in range(200)
         ]
         return fake_chat(replies)
@@ -142,13 +146,21 @@ def test_bench_end_to_end_with_cached_generation(
     for r in rows:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["test_examples"] == 10
         assert r["n_synthetic"] == (0 if r["method"] == "noaug" else 2 * r["n_real"])
+        if r["method"] == "noaug":
+            assert r["n_requested"] == 0 and r["parse_rate"] is None
+        else:
+            assert r["n_requested"] == 2 * r["n_real"]
+            assert 0.5 < r["parse_rate"] < 1.0
     # Same sub-sample for every method of a (level, seed).
     for level in (0.05, 0.1):
         assert len({r["n_real"] for r in rows if r["level"] == level}) == 1
     # mix-hard and mix-soft share one generation per (level, seed).
     assert len(list((out / "cache").glob("*-mix-*.jsonl"))) == 4
     assert sum(r["generation_cached"] for r in rows if r["method"] == "mix-soft") == 4
-    assert (out / "table.md").read_text().startswith("| tiny | 5% | 10% |")
+    table = (out / "table.md").read_text()
+    assert table.startswith("| tiny | 5% | 10% |")
+    assert "| tiny: parse rate / made÷asked | 5% | 10% |" in table
+    assert "| mix-soft | " in table.split("parse rate")[1]
     assert (out / "plot.png").read_bytes()[:4] == b"\x89PNG"
     assert {a["method"] for a in summary["aggregate"]} == {"noaug", "mix-hard", "mix-soft"}
     # A rerun reuses every result and generates nothing.
