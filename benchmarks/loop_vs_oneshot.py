@@ -8,7 +8,8 @@ same one ``mixaug bench`` draws), then
 
 - ``loop``: ``mixaug loop``'s graph on it, validated on the bench's validation split,
   stopped by the token budget (or ``max_rounds``/patience);
-- ``oneshot``: one ``augment`` pass with the same model, prompt family and filter,
+- ``oneshot``: one ``augment`` pass with the same model, prompt family and filter
+  (dedup; ``--critic`` adds the LLM critic to both),
   asking for records until it has spent the tokens the loop spent (a first pass sized
   from the loop's tokens per record, topped up while it is short);
 - ``noaug``: the sub-sample alone.
@@ -67,6 +68,11 @@ def main() -> None:
     p.add_argument("--per-round", type=int, default=32, dest="per_round")
     p.add_argument("--max-rounds", type=int, default=20, dest="max_rounds")
     p.add_argument("--model", default=None)
+    p.add_argument(
+        "--critic",
+        action="store_true",
+        help="add the LLM critic to both arms' filter (default: dedup only)",
+    )
     p.add_argument("--out", default="runs/loop_vs_oneshot")
     a = p.parse_args()
 
@@ -90,7 +96,7 @@ def main() -> None:
         )
         llm = build_llm(cfg.llm, seed=seed)
         scorer = build_scorer(cfg.llm, llm)
-        fcfg = FilterConfig.model_validate({"critic": {"enabled": True}})
+        fcfg = FilterConfig.model_validate({"critic": {"enabled": a.critic}})
 
         def make_filter() -> Any:
             return build_record_filter(

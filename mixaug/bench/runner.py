@@ -149,6 +149,21 @@ class Bench:
         self.progress = progress
 
     # -- synthetic data -----------------------------------------------------------
+    def subsample(self, level: float, seed: int) -> list[Example]:
+        """The class-balanced sub-sample every method of ``(level, seed)`` trains on."""
+        return balanced_subsample(self.splits.pool, level, seed=seed)
+
+    def synthetic(
+        self, method: Method, level: float, seed: int
+    ) -> tuple[list[SyntheticRecord] | list[Example], dict[str, Any]]:
+        """``method``'s synthetic data for ``(level, seed)`` (from the cache, else made).
+
+        Returns the items and the generation stats (``seconds``, ``requested``, and for
+        the LLM families ``parse_rate``, ``attempts``, token counts).
+        """
+        items, stats, _ = self._synthetic(method, self.subsample(level, seed), level, seed)
+        return items, stats
+
     def _synthetic(
         self, method: Method, sub: list[Example], level: float, seed: int
     ) -> tuple[list[SyntheticRecord] | list[Example], dict[str, Any], bool]:
@@ -322,7 +337,7 @@ class Bench:
         bar = _bar(len(todo), "bench") if self.progress else None
         with results_file.open("a", encoding="utf-8") as fh:
             for level, seed, method in todo:
-                sub = balanced_subsample(self.splits.pool, level, seed=seed)
+                sub = self.subsample(level, seed)
                 row = self.run_one(method, level, seed, sub)
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()

@@ -11,7 +11,14 @@ from fakes import fake_chat, labelled_reply, write_jsonl
 from langchain_core.messages import AIMessage
 
 import mixaug.providers
-from mixaug.bench import aggregate, balanced_subsample, load_splits, markdown_table
+from mixaug.bench import (
+    Bench,
+    BenchConfig,
+    aggregate,
+    balanced_subsample,
+    load_splits,
+    markdown_table,
+)
 from mixaug.cli import main
 from mixaug.errors import DataError
 from mixaug.records import Example
@@ -168,6 +175,15 @@ def test_bench_end_to_end_with_cached_generation(
     assert main(args) == 0
     assert not calls
     assert len((out / "results.jsonl").read_text().splitlines()) == 12
+    # The cached generation is reachable from Python for other uses of the records.
+    bench = Bench(
+        BenchConfig(data=str(tiny_data), task="sst2", levels=[0.05], ratio=2, out=str(out)),
+        progress=False,
+    )
+    recs, stats = bench.synthetic("mix-soft", 0.05, 1)
+    assert not calls
+    assert len(recs) == stats["requested"] == 2 * len(bench.subsample(0.05, 1))
+    assert stats["parse_rate"] < 1.0 and stats["attempts"] > len(recs)
 
 
 def test_train_cli_prints_metrics_and_saves(
