@@ -147,6 +147,10 @@ class Bench:
             self.splits.test = random.Random(99).sample(self.splits.test, cfg.test_size)
         self._llm: Any = None
         self.progress = progress
+        from mixaug.training import FeatureCache
+
+        self.features = FeatureCache()
+        """Frozen-encoder features of the validation and test sets, computed once."""
 
     # -- synthetic data -----------------------------------------------------------
     def subsample(self, level: float, seed: int) -> list[Example]:
@@ -290,7 +294,7 @@ class Bench:
         model = TextClassifier.from_encoder(
             self.cfg.encoder, self.labels, max_length=args.max_length
         )
-        trainer = Trainer(model, args, train, val)
+        trainer = Trainer(model, args, train, val, feature_cache=self.features)
         out = trainer.train()
         metrics = trainer.evaluate(test)
         return {

@@ -110,6 +110,7 @@ class LoopContext:
     _train_vecs: np.ndarray | None = None
     _val_vecs: np.ndarray | None = None
     _primed: bool = False
+    _features: Any = None
 
     @property
     def labels(self) -> list[str]:
@@ -184,7 +185,11 @@ class LoopNodes:
             patience=lc.train_patience,
             seed=ctx.cfg.seed,
         )
-        trainer = Trainer(ctx.classifier(), args, train, val)
+        if ctx._features is None:
+            from mixaug.training import FeatureCache
+
+            ctx._features = FeatureCache()  # the validation set is encoded once, not per round
+        trainer = Trainer(ctx.classifier(), args, train, val, feature_cache=ctx._features)
         trainer.train()
         metrics = trainer.evaluate(val)
         probs = trainer.predict_proba(val)

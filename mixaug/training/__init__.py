@@ -2,6 +2,7 @@
 
 from mixaug.training.args import TrainingArguments
 from mixaug.training.data import TextDataset
+from mixaug.training.features import FeatureCache, encoder_checksum
 from mixaug.training.loss import soft_cross_entropy, target_distributions
 from mixaug.training.metrics import accuracy, macro_f1
 from mixaug.training.model import ClassifierConfig, TextClassifier, default_encoder
@@ -9,6 +10,7 @@ from mixaug.training.trainer import Trainer, TrainOutput, set_seed
 
 __all__ = [
     "ClassifierConfig",
+    "FeatureCache",
     "TextClassifier",
     "TextDataset",
     "TrainOutput",
@@ -16,6 +18,7 @@ __all__ = [
     "TrainingArguments",
     "accuracy",
     "default_encoder",
+    "encoder_checksum",
     "macro_f1",
     "set_seed",
     "soft_cross_entropy",

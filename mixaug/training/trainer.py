@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from mixaug.errors import DataError
 from mixaug.training.args import TrainingArguments
 from mixaug.training.data import TextDataset
+from mixaug.training.features import FeatureCache, encoder_checksum
 from mixaug.training.loss import soft_cross_entropy
 from mixaug.training.metrics import accuracy, macro_f1
 from mixaug.training.model import TextClassifier
@@ -54,7 +55,8 @@ class Trainer:
     With ``eval_dataset`` the model is validated every epoch (or ``eval_every``
     steps); training stops after ``patience`` validations without a lower loss and
     the best weights are restored. ``freeze_encoder`` trains only the head, on
-    encoder features computed once.
+    encoder features computed once (once across trainers with a shared
+    ``feature_cache``).
     """
 
     def __init__(
@@ -63,8 +65,12 @@ class Trainer:
         args: TrainingArguments | None = None,
         train_dataset: TextDataset | None = None,
         eval_dataset: TextDataset | None = None,
+        *,
+        feature_cache: FeatureCache | None = None,
     ) -> None:
         self.model = model
+        self.feature_cache = feature_cache
+        self._checksum: str | None = None
         self.args = args or TrainingArguments()
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
@@ -83,12 +89,25 @@ class Trainer:
         """Encoder features of every text (cached per dataset; frozen mode)."""
         key = id(ds)
         if key not in self._features:
+            shared = None
+            if self.feature_cache is not None:
+                if self._checksum is None:
+                    self._checksum = encoder_checksum(self.model)
+                shared = FeatureCache.key(self._checksum, self.model.config.max_length, ds.texts)
+                feats = self.feature_cache.get(shared)
+                if feats is not None:
+                    self._features[key] = (ds, feats)
+                    return feats
             chunks = []
+            was_training = self.model.training
             self.model.eval()
             with torch.inference_mode():
                 for i in range(0, len(ds), 64):
                     chunks.append(self.model.features(**self.model.tokenize(ds.texts[i : i + 64])))
+            self.model.train(was_training)  # the head's dropout stays on mid-training
             self._features[key] = (ds, torch.cat(chunks).clone())
+            if self.feature_cache is not None and shared is not None:
+                self.feature_cache.put(shared, self._features[key][1])
         return self._features[key][1]
 
     def _logits(self, ds: TextDataset, idx: list[int]) -> torch.Tensor:

@@ -146,3 +146,39 @@ def test_mismatched_labels_and_bad_folders_are_refused(
         TextClassifier.from_encoder(tmp_path, LABELS)
     with pytest.raises(ModelError, match="not a saved mixaug classifier"):
         TextClassifier.load(tmp_path)
+
+
+def test_shared_feature_cache_encodes_once_and_changes_nothing(
+    tiny_model: TextClassifier,
+) -> None:
+    from mixaug.training import FeatureCache
+
+    train = TextDataset.build(REAL, labels=LABELS)
+    val = TextDataset.build(REAL[:6], labels=LABELS)
+    args = TrainingArguments(freeze_encoder=True, epochs=5, batch_size=8, seed=0)
+
+    def run(cache: FeatureCache | None) -> tuple[dict[str, float], list[list[float]]]:
+        torch.manual_seed(0)
+        trainer = Trainer(_fresh(tiny_model), args, train, val, feature_cache=cache)
+        trainer.train()
+        # A new dataset object with the same texts still hits the shared cache.
+        again = TextDataset.build(REAL[:6], labels=LABELS)
+        return trainer.evaluate(again), trainer.predict_proba(again)
+
+    plain = run(None)
+    cache = FeatureCache()
+    first = run(cache)
+    assert cache.misses == 2 and cache.hits == 1  # train, val; then val again
+    second = run(cache)
+    assert cache.misses == 2 and cache.hits == 4  # nothing re-encoded
+    assert first == second == plain
+    # Other encoder weights are another key: never served stale features.
+    changed = _fresh(tiny_model)
+    with torch.no_grad():
+        next(changed.encoder.parameters()).add_(0.01)
+    Trainer(changed, args, train, val, feature_cache=cache).evaluate(val)
+    assert cache.misses == 3
+    small = FeatureCache(max_entries=1)
+    Trainer(_fresh(tiny_model), args, train, val, feature_cache=small).evaluate(val)
+    Trainer(_fresh(tiny_model), args, train, val, feature_cache=small).evaluate(train)
+    assert len(small) == 1

@@ -1,0 +1,73 @@
+"""Encoder features shared across trainers: one frozen encoder, many classifiers.
+
+The bench and the agentic loop train a fresh head per run or round on the same frozen
+encoder and score the same validation and test sets every time. A
+:class:`FeatureCache` given to each :class:`~mixaug.training.Trainer` computes a
+dataset's features once. A key is the encoder's weights (a checksum), ``max_length``
+and the dataset's texts in order, so a hit holds exactly what the trainer would have
+computed (same texts, same batches).
+
+Example:
+    >>> cache = FeatureCache()
+    >>> Trainer(model, args, train_ds, val_ds, feature_cache=cache)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+
+from mixaug.training.model import TextClassifier
+
+
+def encoder_checksum(model: TextClassifier) -> str:
+    """A checksum of the encoder's weights (identical weights, identical checksum)."""
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for name, p in model.encoder.named_parameters():
+            h.update(name.encode())
+            h.update(repr(float(p.double().sum())).encode())
+            h.update(repr(float(p.double().abs().sum())).encode())
+    return h.hexdigest()[:16]
+
+
+class FeatureCache:
+    """Features of whole datasets by (encoder weights, ``max_length``, texts); LRU."""
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self.max_entries = max_entries
+        self._rows: OrderedDict[tuple[str, int, str], torch.Tensor] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @staticmethod
+    def key(checksum: str, max_length: int, texts: Sequence[str]) -> tuple[str, int, str]:
+        """The cache key of ``texts`` under one encoder."""
+        h = hashlib.sha256()
+        for t in texts:
+            h.update(t.encode("utf-8"))
+            h.update(b"\x00")
+        return (checksum, max_length, h.hexdigest())
+
+    def get(self, key: tuple[str, int, str]) -> torch.Tensor | None:
+        """The features stored under ``key``, or ``None``."""
+        feats = self._rows.get(key)
+        if feats is None:
+            self.misses += 1
+            return None
+        self._rows.move_to_end(key)
+        self.hits += 1
+        return feats
+
+    def put(self, key: tuple[str, int, str], feats: torch.Tensor) -> None:
+        """Store ``feats`` under ``key`` (the least recently used entry goes when full)."""
+        self._rows[key] = feats
+        self._rows.move_to_end(key)
+        while len(self._rows) > self.max_entries:
+            self._rows.popitem(last=False)
