@@ -118,8 +118,8 @@ def main() -> None:
                         "variant": name,
                         "accuracy": acc,
                         "n_real": len(sub),
-                        "n_synthetic": len(syn),
-                        "kept_share": round(len(syn) / len(recs), 3) if recs else None,
+                        "n_synthetic": sum(train.synthetic),
+                        "kept_share": round(sum(train.synthetic) / len(recs), 3) if recs else None,
                     }
                 )
                 print(json.dumps(runs[-1]), flush=True)  # noqa: T201
