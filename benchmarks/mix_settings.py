@@ -100,15 +100,18 @@ def main() -> None:
     for level in levels:
         for seed in range(a.seeds):
             sub = bench.subsample(level, seed)
-            recs, stats = bench.synthetic("mix-soft", level, seed)
+            recs, _ = bench.synthetic("mix-soft", level, seed)
             assert all(isinstance(r, SyntheticRecord) for r in recs)
             for name, (pick, hard) in variants(a.min_conf).items():
                 syn = pick(recs, len(sub))  # type: ignore[arg-type]
                 train = TextDataset.build(sub, syn, labels=bench.labels, hard_synthetic=hard)
                 args = cfg.training.model_copy(update={"seed": seed, "progress": False})
                 torch.manual_seed(seed)
-                model = TextClassifier.from_encoder(cfg.encoder, bench.labels)
-                trainer = Trainer(model, args, train, val)
+                model = TextClassifier.from_encoder(
+                    cfg.encoder, bench.labels, max_length=args.max_length
+                )
+                # Validation and test features are encoded once for all runs.
+                trainer = Trainer(model, args, train, val, feature_cache=bench.features)
                 trainer.train()
                 acc = float(trainer.evaluate(test)["accuracy"])
                 runs.append(

@@ -70,6 +70,11 @@ class AugmentResult:
         """Continuations that became records (kept or surplus)."""
         return len(self.records) + self.surplus
 
+    @property
+    def parse_rate(self) -> float:
+        """``parsed / attempts`` (0.0 before any attempt), rounded to 4 places."""
+        return round(self.parsed / self.attempts, 4) if self.attempts else 0.0
+
     def summary(
         self,
         *,
@@ -100,7 +105,7 @@ class AugmentResult:
             attempts=self.attempts,
             failures=dict(sorted(self.failures.items())),
             surplus=self.surplus,
-            parse_rate=round(self.parsed / self.attempts, 4) if self.attempts else 0.0,
+            parse_rate=self.parse_rate,
             label_agreement=round(agree / len(with_gen), 4) if with_gen else None,
             soft_label_sources=dict(Counter(r.soft_label_source for r in recs)),
             label_counts=dict(sorted(Counter(r.label for r in recs).items())),

@@ -258,7 +258,7 @@ class Bench:
             )
         stats = {
             "attempts": result.attempts,
-            "parse_rate": round(result.parsed / result.attempts, 4) if result.attempts else 0.0,
+            "parse_rate": result.parse_rate,
             "failures": dict(result.failures),
             "complete": result.complete,
             "prompt_tokens": result.prompt_tokens,

@@ -85,30 +85,35 @@ class Trainer:
         self._features: dict[int, tuple[TextDataset, torch.Tensor]] = {}
 
     # -- helpers ---------------------------------------------------------------
+    def _encode(self, texts: list[str]) -> torch.Tensor:
+        """Encoder features of ``texts`` in batches of 64 (the model's mode is kept)."""
+        chunks = []
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            for i in range(0, len(texts), 64):
+                chunks.append(self.model.features(**self.model.tokenize(texts[i : i + 64])))
+        self.model.train(was_training)  # the head's dropout stays on mid-training
+        return torch.cat(chunks).clone()
+
     def _feats(self, ds: TextDataset) -> torch.Tensor:
         """Encoder features of every text (cached per dataset; frozen mode)."""
         key = id(ds)
-        if key not in self._features:
-            shared = None
-            if self.feature_cache is not None:
-                if self._checksum is None:
-                    self._checksum = encoder_checksum(self.model)
-                shared = FeatureCache.key(self._checksum, self.model.config.max_length, ds.texts)
-                feats = self.feature_cache.get(shared)
-                if feats is not None:
-                    self._features[key] = (ds, feats)
-                    return feats
-            chunks = []
-            was_training = self.model.training
-            self.model.eval()
-            with torch.inference_mode():
-                for i in range(0, len(ds), 64):
-                    chunks.append(self.model.features(**self.model.tokenize(ds.texts[i : i + 64])))
-            self.model.train(was_training)  # the head's dropout stays on mid-training
-            self._features[key] = (ds, torch.cat(chunks).clone())
-            if self.feature_cache is not None and shared is not None:
-                self.feature_cache.put(shared, self._features[key][1])
-        return self._features[key][1]
+        if key in self._features:
+            return self._features[key][1]
+        cache = self.feature_cache
+        if cache is None:
+            feats = self._encode(ds.texts)
+        else:
+            if self._checksum is None:
+                self._checksum = encoder_checksum(self.model)
+            shared = FeatureCache.key(self._checksum, self.model.config.max_length, ds.texts)
+            hit = cache.get(shared)
+            feats = self._encode(ds.texts) if hit is None else hit
+            if hit is None:
+                cache.put(shared, feats)
+        self._features[key] = (ds, feats)
+        return feats
 
     def _logits(self, ds: TextDataset, idx: list[int]) -> torch.Tensor:
         if self.args.freeze_encoder:
