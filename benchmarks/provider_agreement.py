@@ -33,7 +33,7 @@ from mixaug.providers import build_llm, build_scorer
 from mixaug.softlabels import normalise, rescore_word_probs
 
 
-def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(log: Path, threads: int = 1) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -51,9 +51,9 @@ def start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
             "--n_ctx",
             "2048",
             "--n_threads",
-            "1",
+            str(threads),
             "--n_threads_batch",
-            "1",
+            str(threads),
             "--interrupt_requests",
             "False",
             "--logits_all",

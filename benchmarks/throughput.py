@@ -9,8 +9,9 @@ Variants (each in its own process, so peak memory is its own):
   ``HuggingFacePipeline`` on the embedded Gemma (converted HF folder), then a second
   forward pass over ``prompt + text + " (Sentiment:"`` for the soft label (the pipeline
   gives no logprobs);
-- ``embedded``: mixaug's ``augment`` on the local provider (batched, logprobs captured
-  while generating, the soft label read inline);
+- ``embedded`` / ``embedded_bf16``: mixaug's ``augment`` on the local provider (batched,
+  logprobs captured while generating, the soft label read inline), float32 / bfloat16
+  layers;
 - ``server1`` / ``server8``: llama.cpp's OpenAI-compatible server on the same GGUF through
   mixaug's ``openai`` provider at concurrency 1 and 8.
 
@@ -131,13 +132,19 @@ def _augment(cfg: Any, data: Path, n: int) -> dict[str, Any]:
         scorer=scorer,
         concurrency=cfg.concurrency if cfg.provider != "local" else None,
     )
-    return _row(len(res.records), res.attempts, res.seconds, spent[0], load_seconds)
+    # Soft labels on the embedded path: recording logprobs while generating (the
+    # engine's own timer) plus reading them back; on a server only the reading.
+    recorded = float(getattr(getattr(llm, "engine", None), "logprob_seconds", 0.0))
+    row = _row(len(res.records), res.attempts, res.seconds, spent[0] + recorded, load_seconds)
+    row["completion_tokens"] = res.completion_tokens
+    row["batch_size"] = cfg.batch_size
+    return row
 
 
-def run_embedded(data: Path, n: int) -> dict[str, Any]:
+def run_embedded(data: Path, n: int, batch_size: int, dtype: str) -> dict[str, Any]:
     from mixaug import LLMConfig
 
-    return _augment(LLMConfig(), data, n)
+    return _augment(LLMConfig(batch_size=batch_size, dtype=dtype), data, n)  # type: ignore[arg-type]
 
 
 def run_server(data: Path, n: int, concurrency: int) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def run_server(data: Path, n: int, concurrency: int) -> dict[str, Any]:
     from mixaug import LLMConfig
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start_server(Path(tmp) / "server.log")
+        proc, url = start_server(Path(tmp) / "server.log", threads=os.cpu_count() or 1)
         try:
             cfg = LLMConfig(
                 provider="openai",
@@ -174,12 +181,33 @@ def _row(made: int, attempts: int, seconds: float, soft: float, load: float) -> 
     }
 
 
+def _version() -> dict[str, str]:
+    """Where the measured mixaug comes from (source folder and git commit)."""
+    import mixaug
+
+    src = Path(mixaug.__file__).resolve().parent.parent
+    rev = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(src), "status", "--porcelain", "--", "mixaug"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {"source": str(src), "commit": rev + ("+changes" if dirty else "")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     default = Path(os.environ.get("MIXAUG_DATA", "../shared/datasets")) / "sst2"
     parser.add_argument("--data", default=str(default))
     parser.add_argument("--n", type=int, default=32)
-    parser.add_argument("--variants", default="naive,embedded,server1,server8")
+    parser.add_argument("--variants", default="naive,embedded,embedded_bf16,server1,server8")
+    parser.add_argument("--batch-size", type=int, default=16, help="embedded: prompts per batch")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = Path(args.data)
@@ -187,7 +215,9 @@ def main() -> None:
         if args.one == "naive":
             row = run_naive(data, args.n)
         elif args.one == "embedded":
-            row = run_embedded(data, args.n)
+            row = run_embedded(data, args.n, args.batch_size, "float32")
+        elif args.one == "embedded_bf16":
+            row = run_embedded(data, args.n, args.batch_size, "bfloat16")
         else:
             row = run_server(data, args.n, int(args.one.removeprefix("server")))
         print(json.dumps(row))  # noqa: T201
@@ -195,7 +225,18 @@ def main() -> None:
     rows: dict[str, Any] = {}
     for v in args.variants.split(","):
         proc = subprocess.run(
-            [sys.executable, __file__, "--data", str(data), "--n", str(args.n), "--one", v],
+            [
+                sys.executable,
+                __file__,
+                "--data",
+                str(data),
+                "--n",
+                str(args.n),
+                "--batch-size",
+                str(args.batch_size),
+                "--one",
+                v,
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -211,9 +252,16 @@ def main() -> None:
             f"{v}/naive": round(r / rate["naive"], 2) for v, r in rate.items() if r and v != "naive"
         }
     servers = [r for v, r in rate.items() if v.startswith("server") and r]
-    if rate.get("embedded") and servers:
-        ratios["embedded/best_server"] = round(rate["embedded"] / max(servers), 2)
-    out = {"n": args.n, "cpu_count": os.cpu_count(), "variants": rows, "ratios": ratios}
+    for v in ("embedded", "embedded_bf16"):
+        if rate.get(v) and servers:
+            ratios[f"{v}/best_server"] = round(rate[v] / max(servers), 2)
+    out = {
+        "n": args.n,
+        "cpu_count": os.cpu_count(),
+        "mixaug": _version(),
+        "variants": rows,
+        "ratios": ratios,
+    }
     print(json.dumps(out, indent=2))  # noqa: T201
 
 

@@ -89,6 +89,9 @@ class LLMConfig(BaseModel):
     """Prompts per batch (one forward loop for ``local``)."""
     threads: int | None = Field(default=None, ge=1)
     """Torch CPU threads for ``local`` (``None``: torch's default)."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """``local`` weight type of the layers: ``float32`` (exact) or ``bfloat16`` (7-50 %
+    faster on CPUs with native bfloat16; soft labels move by about 0.01)."""
     votes: int = Field(default=5, ge=1, le=100)
     """Samples per item for soft labels from votes (providers without logprobs)."""
     score_with_completions: bool = True

@@ -72,6 +72,7 @@ def build_llm(config: LLMConfig, *, seed: int | None = None) -> BaseLanguageMode
             "max_tokens": config.max_tokens,
             "frequency_penalty": config.frequency_penalty,
             "seed": seed,
+            "dtype": config.dtype,
         }
         if config.mode == "chat":
             return ChatTransformers(**common)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -76,11 +76,16 @@ class ChatTransformers(BaseChatModel):
     """Join messages as plain text instead of applying a chat template."""
     streaming: bool = False
     """Accepted for API parity; replies come whole."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Weight type of the layers. ``bfloat16`` is 7-50 % faster on CPUs with native
+    bfloat16 (AMX / AVX-512 BF16) but not exact: soft labels move by about 0.01 and
+    results depend slightly on batch shape. Label-word logits always come from the
+    float32 output layer."""
 
     @property
     def engine(self) -> LocalEngine:
         """The shared engine holding this model's weights."""
-        return LocalEngine.get(self.model_name)
+        return LocalEngine.get(self.model_name, self.dtype)
 
     @property
     @override

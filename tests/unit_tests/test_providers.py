@@ -248,3 +248,20 @@ async def test_async_batch_limits_concurrency_and_isolates_failures() -> None:
     assert llm.peak == 3
     assert isinstance(out[2], ConnectionError)
     assert [o.usage() for i, o in enumerate(out) if i != 2] == [(7, 3)] * 6
+
+
+def test_local_weight_type_reaches_its_own_engine() -> None:
+    from mixaug.models import ChatTransformers, LocalEngine, TransformersLLM
+
+    fast = build_llm(LLMConfig(dtype="bfloat16"))
+    exact = build_llm(LLMConfig())
+    chat = build_llm(LLMConfig(mode="chat", dtype="bfloat16"))
+    assert isinstance(fast, TransformersLLM) and isinstance(exact, TransformersLLM)
+    assert isinstance(chat, ChatTransformers)
+    # One engine (one copy of the weights) per model and weight type; none loads here.
+    assert fast.engine.dtype == "bfloat16" and exact.engine.dtype == "float32"
+    assert fast.engine is not exact.engine and chat.engine is fast.engine
+    with pytest.raises(ValidationError, match="dtype"):
+        LLMConfig(dtype="float16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        LocalEngine("gemma3-270m", dtype="int8")
