@@ -306,7 +306,7 @@ class LocalEngine:
             eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
             greedy = params.temperature <= 0
             k = params.top_logprobs
-            keep = max(64, 2 * k)
+            keep = min(max(64, 2 * k), self._head_w.shape[0])  # leading candidates per row
             gen = None
             if params.seed is not None:
                 gen = torch.Generator().manual_seed(params.seed)
