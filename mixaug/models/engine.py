@@ -73,15 +73,15 @@ class Completion:
 class _Row:
     """One prompt's generation so far: token ids, chosen logprobs, top-k alternatives."""
 
-    __slots__ = ("done", "eos", "ids", "lps", "top_ids", "top_lps")
+    __slots__ = ("eos", "ids", "lps", "top_ids", "top_lps")
 
     def __init__(self) -> None:
         self.ids: list[int] = []
         self.lps: list[float] = []
         self.top_ids: list[list[int]] = []
         self.top_lps: list[list[float]] = []
-        self.done = False
         self.eos = False
+        """Whether the row ended with end-of-sequence (the token is not part of the text)."""
 
 
 def _stop_hit(
@@ -243,16 +243,32 @@ class LocalEngine:
         if native_bfloat16():
             self._head_lp = self._head_w.to(torch.bfloat16)
 
-    def _exact_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits over the whole vocabulary from the float32 output layer."""
+    def _project(self, hidden: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 logits of ``hidden``: over the vocabulary, or of the words ``ids``.
+
+        ``hidden`` is ``(..., D)``; with ``ids`` (``(B, M)``, one set per row of a
+        ``(B, D)`` hidden) the result is ``(B, M)``. No soft-capping here.
+        """
         import torch
 
-        logits = hidden.float() @ self._head_w.T
-        if self._head_bias is not None:
-            logits += self._head_bias
-        if self._softcap:
-            logits = torch.tanh(logits / self._softcap) * self._softcap
-        return logits
+        hidden = hidden.float()
+        if ids is None:
+            logits = hidden @ self._head_w.T
+            return logits if self._head_bias is None else logits + self._head_bias
+        logits = torch.bmm(self._head_w[ids], hidden.unsqueeze(-1)).squeeze(-1)
+        return logits if self._head_bias is None else logits + self._head_bias[ids]
+
+    def _cap(self, logits: torch.Tensor) -> torch.Tensor:
+        """The model's final logit soft-capping, where it has one."""
+        import torch
+
+        if not self._softcap:
+            return logits
+        return torch.tanh(logits / self._softcap) * self._softcap
+
+    def _exact_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the whole vocabulary from the float32 output layer."""
+        return self._cap(self._project(hidden))
 
     def _next_logits(self, hidden: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Next-token logits ``(B, V)`` from last hidden states ``(B, D)``.
@@ -268,20 +284,15 @@ class LocalEngine:
         import torch
 
         if self._head_lp is None:
-            logits = self._exact_logits(hidden)
-            return logits, logits.topk(keep, dim=-1).indices
-        hidden = hidden.float()
-        logits = (hidden.to(torch.bfloat16) @ self._head_lp.T).float()
-        if self._head_bias is not None:
-            logits += self._head_bias
-        cand = logits.topk(keep, dim=-1).indices
-        exact = torch.bmm(self._head_w[cand], hidden.unsqueeze(-1)).squeeze(-1)
-        if self._head_bias is not None:
-            exact += self._head_bias[cand]
-        logits.scatter_(1, cand, exact)
-        if self._softcap:
-            logits = torch.tanh(logits / self._softcap) * self._softcap
-        return logits, cand
+            logits = self._project(hidden)
+            cand = logits.topk(keep, dim=-1).indices
+        else:
+            logits = (hidden.to(torch.bfloat16) @ self._head_lp.T).float()
+            if self._head_bias is not None:
+                logits += self._head_bias
+            cand = logits.topk(keep, dim=-1).indices  # capping is monotonic: same order
+            logits.scatter_(1, cand, self._project(hidden, cand))
+        return self._cap(logits), cand
 
     def generate(self, prompts: list[str], params: SamplingParams) -> list[Completion]:
         """Sample one continuation per prompt, in a single left-padded batch.
@@ -357,11 +368,8 @@ class LocalEngine:
                         if k > 0:
                             row.top_ids.append(top_ids[j])
                             row.top_lps.append(top_lps[j])
-                        if is_eos[j]:
-                            row.done = row.eos = True
-                        elif _stop_hit(tok, row.ids, stops, patterns):
-                            row.done = True
-                        else:
+                        row.eos = is_eos[j]
+                        if not row.eos and not _stop_hit(tok, row.ids, stops, patterns):
                             still.append(j)
                     if not still or step == params.max_new_tokens - 1:
                         break
