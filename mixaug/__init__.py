@@ -31,6 +31,8 @@ from mixaug.config import (  # noqa: E402
     AnchorConfig,
     AugmentConfig,
     FilterConfig,
+    LabelMixConfig,
+    LabelsConfig,
     LLMConfig,
     LoopConfig,
     PromptConfig,
@@ -46,7 +48,22 @@ from mixaug.errors import (  # noqa: E402
     SpecError,
 )
 from mixaug.filtering import FilterSummary, RecordFilter, build_record_filter  # noqa: E402
+from mixaug.labelmix import (  # noqa: E402
+    Labeller,
+    RecordLabeller,
+    choose_labeller,
+    fill_quotas,
+    fit_record_labeller,
+)
+from mixaug.lmscores import LMScores, score_texts  # noqa: E402
 from mixaug.models import ChatTransformers, TransformersLLM  # noqa: E402
+from mixaug.recipe import (  # noqa: E402
+    GuardReport,
+    RecipeConfig,
+    RecipeResult,
+    guard_records,
+    run_recipe,
+)
 from mixaug.records import (  # noqa: E402
     CriticScores,
     Example,
@@ -64,6 +81,7 @@ from mixaug.selectors import (  # noqa: E402
     RandomAnchorSelector,
     SameClassSelector,
     SimilarSelector,
+    TargetedAnchorSelector,
     default_embeddings,
     make_selector,
 )
@@ -75,10 +93,27 @@ from mixaug.specs import (  # noqa: E402
     get_spec,
     load_spec_yaml,
 )
+from mixaug.teacher import Teacher  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GuardReport",
+    "LMScores",
+    "LabelMixConfig",
+    "Labeller",
+    "LabelsConfig",
+    "RecipeConfig",
+    "RecipeResult",
+    "RecordLabeller",
+    "TargetedAnchorSelector",
+    "Teacher",
+    "choose_labeller",
+    "fill_quotas",
+    "fit_record_labeller",
+    "guard_records",
+    "run_recipe",
+    "score_texts",
     "LoopConfig",
     "FAMILIES",
     "PromptConfig",

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,10 @@ class AugmentResult:
     """Records a filter removed (they went to the rejects file)."""
     filter_summary: dict[str, Any] | None = None
     """The filter's counts, when one ran."""
+    quota_surplus: Counter[str] = field(default_factory=Counter)
+    """Records dropped because their final label's class quota was already full."""
+    relabelled: int = 0
+    """Records whose final label differs from the LM's own (a labeller ran)."""
 
     @property
     def parsed(self) -> int:
@@ -117,6 +121,8 @@ class AugmentResult:
             complete=self.complete,
             rejected=self.rejected,
             filter=self.filter_summary,
+            quota_surplus=dict(sorted(self.quota_surplus.items())),
+            relabelled=self.relabelled,
         )
 
 
@@ -191,6 +197,9 @@ def augment(
     family: str = "mix",
     n_items: int = 5,
     shares: tuple[int, ...] | list[int] = (50, 70),
+    quotas: Mapping[str, int] | None = None,
+    labeller: Callable[[list[SyntheticRecord]], tuple[list[SyntheticRecord], list[Any]]]
+    | None = None,
 ) -> AugmentResult:
     """Generate ``n`` soft-labelled records from ``examples`` with a prompt family.
 
@@ -227,6 +236,13 @@ def augment(
         family: ``mix``, ``paraphrase``, ``instruct``, ``fewshot`` or ``boundary``.
         n_items: items per ``instruct`` prompt.
         shares: ``boundary``: percent shares the first anchor's label is given.
+        quotas: records wanted per class of the *final* label (``n`` becomes their
+            sum); a record of a full class is dropped and counted in
+            ``quota_surplus``. A selector that takes a ``label`` hint (``targeted``)
+            is aimed at the class furthest from its quota.
+        labeller: gives each new record its final label before quotas are counted
+            (:class:`~mixaug.labelmix.RecordLabeller`); returns (kept, [(record,
+            reason)]) and the dropped ones go to ``on_reject``.
 
     Raises:
         GenerationAborted: when every call of two consecutive batches failed.
@@ -234,6 +250,12 @@ def augment(
     if llm is None:
         llm = build_llm(LLMConfig(), seed=seed)
     family = check_family(family)
+    if quotas is not None:
+        unknown = sorted(set(quotas) - set(spec.label_names))
+        if unknown or any(v < 0 for v in quotas.values()):
+            msg = f"quotas must be non-negative counts of the task's labels, got {dict(quotas)}"
+            raise MixaugError(msg)
+        n = sum(quotas.values())
     if selector is None:
         selector = RandomAnchorSelector(examples, k=anchors_per_prompt(family, k), seed=seed)
     strategy = getattr(selector, "strategy", type(selector).__name__)
@@ -274,6 +296,8 @@ def augment(
         batch_no = restored.batch_no
         pending = restored.pending_plan
         result.rejected = int(c.get("rejected", 0))
+        result.quota_surplus = Counter(c.get("quota_surplus", {}))
+        result.relabelled = int(c.get("relabelled", 0))
         if record_filter is not None and c.get("filter"):
             record_filter.summary = FilterSummary.model_validate(c["filter"])
         if restored.rng_state is not None:
@@ -290,7 +314,7 @@ def augment(
         rng_before = selector.get_state() if checkpoint is not None else None
         requests = plan_requests(
             family,
-            [selector.select_examples({}) for _ in range(size)],
+            [selector.select_examples(h) for h in _hints(quotas, result.records, size)],
             spec=spec,
             pool=examples,
             counts=Counter(r.generated_label or r.label for r in result.records),
@@ -358,7 +382,12 @@ def augment(
                     _record(
                         item,
                         request,
-                        index=len(result.records) + len(new) + result.rejected,
+                        # Records a filter, labeller or full quota dropped keep their
+                        # numbers, so ids stay unique (and equal after a resume).
+                        index=len(result.records)
+                        + len(new)
+                        + result.rejected
+                        + sum(result.quota_surplus.values()),
                         spec=spec,
                         strategy=strategy,
                         similarity=selector.similarity(anchors),
@@ -367,6 +396,15 @@ def augment(
                         family=family,
                     )
                 )
+        if labeller is not None and new:
+            before = {r.id: r.label for r in new}
+            new, dropped = labeller(new)
+            result.relabelled += sum(before[r.id] != r.label for r in new)
+            if dropped:
+                result.rejected += len(dropped)
+                result.failures.update(reason for _, reason in dropped)
+                if on_reject is not None:
+                    on_reject([Rejected(record=r, reasons=[why]) for r, why in dropped])
         if record_filter is not None and new:
             outcome = record_filter.invoke(new)
             new = outcome.kept
@@ -374,6 +412,16 @@ def augment(
             result.filter_summary = record_filter.summary.model_dump(mode="json")
             if on_reject is not None and outcome.rejected:
                 on_reject(outcome.rejected)
+        if quotas is not None:
+            have = Counter(r.label for r in result.records)
+            fits = []
+            for r in new:
+                if have[r.label] < quotas.get(r.label, 0):
+                    have[r.label] += 1
+                    fits.append(r)
+                else:
+                    result.quota_surplus[r.label] += 1
+            new = fits
         result.records.extend(new)
         result.seconds = earlier_seconds + time.perf_counter() - started
         failed_batches = failed_batches + 1 if errors_here == size else 0
@@ -391,6 +439,8 @@ def augment(
                 "seconds": result.seconds,
                 "rejected": result.rejected,
                 "filter": result.filter_summary,
+                "quota_surplus": dict(result.quota_surplus),
+                "relabelled": result.relabelled,
             }
             checkpoint.done(batch_no - 1, len(result.records), counters, selector.get_state())
         if failed_batches >= 2:
@@ -404,6 +454,25 @@ def augment(
     result.seconds = earlier_seconds + time.perf_counter() - started
     result.complete = len(result.records) >= n
     return result
+
+
+def _hints(
+    quotas: Mapping[str, int] | None, records: list[SyntheticRecord], size: int
+) -> list[dict[str, Any]]:
+    """Per prompt of a batch, the class to aim at: the ones furthest from their quota."""
+    if quotas is None:
+        return [{} for _ in range(size)]
+    left = Counter({c: q for c, q in quotas.items()})
+    left.subtract(Counter(r.label for r in records))
+    hints: list[dict[str, Any]] = []
+    for _ in range(size):
+        label, gap = max(sorted(left.items()), key=lambda kv: kv[1])
+        if gap <= 0:
+            hints.append({})
+            continue
+        hints.append({"label": label})
+        left[label] -= 1
+    return hints
 
 
 def dry_run_rows(

@@ -5,6 +5,8 @@
   then renormalise; this removes the model's prior towards some label words.
 - Temperature scaling: ``p_T ∝ p^(1/T)``, with T fitted by minimising the negative
   log-likelihood of real labelled examples scored as if generated.
+- Batch calibration, EM prior estimation and prior matching, nearest-centroid
+  (hidden-state) labels: pool-level corrections for a biased small model, on arrays.
 - Expected calibration error (ECE): the gap between confidence and accuracy,
   averaged over equal-width confidence bins.
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from mixaug.errors import DataError
 
@@ -143,3 +147,121 @@ def accuracy(dists: Sequence[Mapping[str, float]], labels: Sequence[str]) -> flo
         return 0.0
     hits = sum(max(d, key=lambda k: d[k]) == y for d, y in zip(dists, labels, strict=True))
     return hits / len(dists)
+
+
+# -- pool-level calibration for a biased small model ------------------------------
+# These work on arrays: rows are examples, columns the task's labels in spec order.
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(axis=1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def batch_bias(logp: np.ndarray, labels: Sequence[int] | None = None) -> np.ndarray:
+    """The contextual bias of Batch Calibration (Zhou et al., ICLR 2024).
+
+    The mean label log-score over a pool of inputs, with no content-free input.
+    Given the pool's true classes (``labels``), the mean of the per-class means, so a
+    skewed pool does not pull the bias towards its majority class.
+
+    Example:
+        >>> batch_bias(np.log([[0.9, 0.1], [0.6, 0.4]])).round(3).tolist()
+        [-0.308, -1.609]
+    """
+    logp = _log_softmax(np.asarray(logp, dtype=np.float64))
+    if labels is None:
+        return logp.mean(axis=0)
+    y = np.asarray(labels)
+    means = [logp[y == c].mean(axis=0) for c in np.unique(y)]
+    return np.mean(means, axis=0)
+
+
+def apply_bias(logp: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """``softmax(logp - bias)``: label scores with a bias removed in logit space."""
+    return np.exp(_log_softmax(np.asarray(logp, dtype=np.float64) - bias))
+
+
+def em_prior(
+    probs: np.ndarray, train_prior: np.ndarray | None = None, *, iters: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """EM re-estimate of a pool's class prior (Saerens, Latinne & Decaestecker, 2002).
+
+    ``probs`` are posteriors made under ``train_prior`` (uniform by default). Returns
+    the estimated prior of the pool and the posteriors adjusted to it.
+
+    Example:
+        >>> prior, _ = em_prior(np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2]]))
+        >>> prior.round(2).tolist()
+        [0.68, 0.32]
+    """
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None)
+    c = p.shape[1]
+    base = np.full(c, 1.0 / c) if train_prior is None else np.asarray(train_prior, float)
+    prior = base.copy()
+    post = p
+    for _ in range(iters):
+        post = p * (prior / base)
+        post /= post.sum(axis=1, keepdims=True)
+        new = post.mean(axis=0)
+        if np.abs(new - prior).max() < 1e-8:
+            prior = new
+            break
+        prior = new
+    return prior, post
+
+
+def match_prior(probs: np.ndarray, target: np.ndarray, *, iters: int = 500) -> np.ndarray:
+    """Shift posteriors by one log-bias per class so that their mean equals ``target``.
+
+    Prior matching: the pool's average label distribution is made to agree with a
+    known class distribution (e.g. the real data's), keeping each row's ranking of
+    classes up to that shift.
+
+    Example:
+        >>> q = match_prior(np.array([[0.9, 0.1], [0.6, 0.4]]), np.array([0.5, 0.5]))
+        >>> q.mean(0).round(4).tolist()
+        [0.5, 0.5]
+    """
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
+    return np.exp(_log_softmax(logp - prior_bias(probs, target, iters=iters)))
+
+
+def prior_bias(probs: np.ndarray, target: np.ndarray, *, iters: int = 500) -> np.ndarray:
+    """The log-bias that :func:`match_prior` removes (``apply_bias`` takes it)."""
+    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), 1e-12, None))
+    target = np.asarray(target, dtype=np.float64)
+    b = np.zeros(logp.shape[1])
+    for _ in range(iters):
+        mean = np.exp(_log_softmax(logp + b)).mean(axis=0)
+        if np.abs(mean - target).max() < 1e-6:
+            break
+        b += np.log(np.clip(target, 1e-12, None)) - np.log(np.clip(mean, 1e-12, None))
+    return -b
+
+
+def centroid_probs(
+    states: np.ndarray, centroids: np.ndarray, temperature: float = 0.05
+) -> np.ndarray:
+    """Nearest-centroid label distribution: softmax of cosine similarity / temperature.
+
+    Hidden-state calibration (Cho et al., NAACL 2025) uses it on the LM's last hidden
+    state at the label position; the encoder teacher on sentence embeddings.
+    """
+    s = np.asarray(states, dtype=np.float64)
+    s = s / np.clip(np.linalg.norm(s, axis=1, keepdims=True), 1e-12, None)
+    c = np.asarray(centroids, dtype=np.float64)
+    c = c / np.clip(np.linalg.norm(c, axis=1, keepdims=True), 1e-12, None)
+    return np.exp(_log_softmax(s @ c.T / temperature))
+
+
+def class_centroids(states: np.ndarray, labels: Sequence[int], n_classes: int) -> np.ndarray:
+    """Mean of the L2-normalised rows of each class (a class without rows: zeros)."""
+    s = np.asarray(states, dtype=np.float64)
+    s = s / np.clip(np.linalg.norm(s, axis=1, keepdims=True), 1e-12, None)
+    y = np.asarray(labels)
+    out = np.zeros((n_classes, s.shape[1]))
+    for c in range(n_classes):
+        if (y == c).any():
+            out[c] = s[y == c].mean(axis=0)
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -78,6 +79,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
     if cfg.n is None:
         msg = "How many records? Pass --n N (a positive integer) or set 'n' in the config."
         raise ConfigError(msg)
+    n: int = cfg.n
     task = args.task if args.task is not None else cfg.task
     if task is None:
         msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
@@ -106,6 +108,32 @@ def cmd_augment(args: argparse.Namespace) -> int:
     elif eval_files:
         msg = "--eval is for the filter's leakage check; add a 'filter:' section to the config."
         raise ConfigError(msg)
+    if getattr(args, "labels", None) == "lm":
+        cfg = cfg.model_copy(
+            update={"labels": cfg.labels.model_copy(update={"quotas": "off", "labeller": None})}
+        )
+    if args.quotas is not None:
+        cfg = cfg.model_copy(
+            update={"labels": cfg.labels.model_copy(update={"quotas": args.quotas})}
+        )
+    settings["config"] = cfg.model_dump(mode="json", exclude={"loop"})
+    if args.guard and not args.val:
+        msg = "--guard measures the gain on labelled validation data: pass --val FILE."
+        raise ConfigError(msg)
+    val_examples = load_examples(args.val) if args.val else []
+    if val_examples:
+        check_labels(val_examples, spec)
+        settings["val"] = file_hash(args.val)
+        settings["guard"] = bool(args.guard)
+    if cfg.labels.quotas == "val" and not val_examples:
+        msg = "quotas 'val' spread n like the validation data's classes: pass --val FILE."
+        raise ConfigError(msg)
+    quotas = _quotas(
+        cfg.labels.quotas,
+        n,
+        val_examples if cfg.labels.quotas == "val" else examples,
+        spec.label_names,
+    )
     fp = fingerprint(settings)
     manifest = None if args.overwrite else files.read_manifest()
     same = manifest is not None and manifest.get("fingerprint") == fp
@@ -164,6 +192,10 @@ def cmd_augment(args: argparse.Namespace) -> int:
             seed=cfg.seed,
             log=say,
         )
+    labeller = None
+    choices: list[Any] = []
+    if llm is not None and cfg.labels.labeller is not None:
+        labeller, choices = _build_labeller(cfg, spec, examples, val_examples, llm, args)
     if args.overwrite:
         files.remove()
     unfinished = files.part.exists() or files.journal.exists()
@@ -172,7 +204,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         rows = dry_run_rows(
             spec,
             selector,
-            n=cfg.n,
+            n=n,
             seed=cfg.seed,
             family=family,
             pool=examples,
@@ -240,7 +272,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
         )
 
     writer = JsonlWriter(out, append=unfinished)
-    rejects = JsonlWriter(files.rejects, append=unfinished) if record_filter else None
+    rejects = JsonlWriter(files.rejects, append=unfinished) if record_filter or labeller else None
     quiet = args.quiet
 
     def on_reject(rejected: list[Any]) -> None:
@@ -266,7 +298,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
             examples,
             spec,
             llm,
-            n=cfg.n,
+            n=n,
             k=cfg.k,
             seed=cfg.seed,
             selector=selector,
@@ -284,6 +316,8 @@ def cmd_augment(args: argparse.Namespace) -> int:
             family=family,
             n_items=cfg.prompt.items_per_prompt,
             shares=cfg.prompt.shares,
+            quotas=quotas,
+            labeller=labeller,
         )
     except GenerationAborted as e:
         writer.close()
@@ -305,6 +339,23 @@ def cmd_augment(args: argparse.Namespace) -> int:
             "Run the same command again to resume."
         )
         return 130
+    guard = None
+    if args.guard and result.records:
+        from mixaug.recipe import guard_records
+
+        if not quiet:
+            _err("[mixaug] guard: training with and without the records on --val ...")
+        try:
+            report, weight = guard_records(
+                examples, val_examples, result.records, labels=spec.label_names, seed=cfg.seed
+            )
+        except KeyboardInterrupt:
+            writer.close()
+            if rejects is not None:
+                rejects.close()
+            _err("mixaug: interrupted during the guard; run the same command again to resume.")
+            return 130
+        guard = report.model_dump(mode="json") | {"synthetic_weight": weight}
     writer.commit()
     if rejects is not None:
         rejects.commit()
@@ -316,9 +367,16 @@ def cmd_augment(args: argparse.Namespace) -> int:
         seed=cfg.seed,
         k=k,
         strategy=selector.strategy,
-        requested=cfg.n,
+        requested=n,
         output=str(out),
         family=family,
+    )
+    summary = summary.model_copy(
+        update={
+            "quotas": quotas,
+            "labeller": None if labeller is None else labeller.name,
+            "guard": guard,
+        }
     )
     write_json_atomic(summary_file, summary.to_json_dict())
     if args.json:
@@ -332,6 +390,50 @@ def cmd_augment(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     return 0
+
+
+def _quotas(mode: str, n: int, examples: list[Any], labels: list[str]) -> dict[str, int] | None:
+    """Per-class quotas summing to ``n``: like the real data's classes, or even."""
+    if mode == "off":
+        return None
+    from collections import Counter
+
+    counts = Counter(e.label for e in examples)
+    weights = {c: (1 if mode == "uniform" else counts[c]) for c in labels}
+    if mode != "uniform":
+        weights = {c: w for c, w in weights.items() if w > 0}
+    total = sum(weights.values())
+    exact = {c: n * w / total for c, w in weights.items()}
+    out = {c: int(v) for c, v in exact.items()}
+    # Largest remainders get the records rounding left over (ties: label order).
+    for c in sorted(exact, key=lambda c: (out[c] - exact[c], labels.index(c)))[
+        : n - sum(out.values())
+    ]:
+        out[c] += 1
+    return out
+
+
+def _build_labeller(
+    cfg: Any, spec: Any, examples: list[Any], val: list[Any], llm: Any, args: argparse.Namespace
+) -> tuple[Any, list[Any]]:
+    """The record labeller: chosen on --val's selection half with --guard, else the config's."""
+    from mixaug.labelmix import fit_record_labeller
+    from mixaug.recipe import choose_record_labeller, split_validation
+
+    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    if args.guard:
+        selection, _ = split_validation(val, 0.5, cfg.seed)
+        say(f"choosing the labeller on {len(selection)} validation examples ...")
+        labeller, choices = choose_record_labeller(
+            examples, selection, llm=llm, spec=spec, seed=cfg.seed, k=cfg.k
+        )
+        say(f"labeller {labeller.name} ({100 * choices[0].accuracy:.1f}% on validation texts)")
+        return labeller, choices
+    say(f"fitting the labeller {cfg.labels.labeller.describe()} on the real data ...")
+    labeller = fit_record_labeller(
+        examples, spec, llm, cfg.labels.labeller, validation=val, seed=cfg.seed, k=cfg.k
+    )
+    return labeller, []
 
 
 def _atomic_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -474,7 +576,8 @@ def _training_args(args: argparse.Namespace, base: Any = None) -> Any:
     from mixaug.training import TrainingArguments
 
     data = base.model_dump() if base is not None else {}
-    for key in ("epochs", "batch_size", "learning_rate", "patience", "max_length", "seed"):
+    keys = ("epochs", "batch_size", "learning_rate", "patience", "max_length", "seed")
+    for key in (*keys, "synthetic_weight"):
         value = getattr(args, key, None)
         if value is not None:
             data[key] = value
@@ -487,6 +590,107 @@ def _training_args(args: argparse.Namespace, base: Any = None) -> Any:
     except ValidationError as e:
         msg = f"Invalid training settings: {describe_validation_error(e)}."
         raise ConfigError(msg) from None
+
+
+def cmd_recipe(args: argparse.Namespace) -> int:
+    """``mixaug recipe``: choose how synthetic records are used, on validation data only."""
+    import yaml
+
+    from mixaug.augmentation import augment, build_llm, write_json_atomic
+    from mixaug.config import load_config
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+    from mixaug.providers import build_scorer
+    from mixaug.recipe import run_recipe
+    from mixaug.selectors import make_selector
+    from mixaug.specs import get_spec, spec_from_dict
+
+    cfg = load_config(args.config)
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
+        raise ConfigError(msg)
+    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    examples = load_examples(args.data)
+    spec = check_labels(examples, spec)
+    val = load_examples(args.val)
+    check_labels(val, spec)
+    out = Path(args.out)
+    _writable(out)
+    report_file = out.with_name(out.stem + ".report.json")
+    for path in (out, report_file):
+        if path.exists() and not args.overwrite:
+            msg = f"{path} exists; pass --overwrite to replace it, or choose another --out."
+            raise ConfigError(msg)
+    inputs = {Path(args.data).resolve(), Path(args.val).resolve()}
+    if args.config:
+        inputs.add(Path(args.config).resolve())
+    if out.resolve() in inputs or report_file.resolve() in inputs:
+        msg = f"--out {out} would overwrite an input file; choose another path."
+        raise ConfigError(msg)
+    if args.ratio < 1 or args.max_synthetic < 1:
+        msg = "--ratio and --max-synthetic must be positive."
+        raise ConfigError(msg)
+    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    llm = build_llm(cfg.llm, seed=cfg.seed)
+    n = min(args.ratio * len(examples), args.max_synthetic)
+    say(f"generating a pool of {n} records with targeted anchors ...")
+    selector = make_selector("targeted", examples, k=min(cfg.k, len(examples)), seed=cfg.seed)
+    pool = augment(
+        examples,
+        spec,
+        llm,
+        n=n,
+        k=cfg.k,
+        seed=cfg.seed,
+        selector=selector,
+        batch_size=cfg.llm.batch_size,
+        top_logprobs=cfg.llm.top_logprobs,
+        scorer=build_scorer(cfg.llm, llm),
+    )
+    result = run_recipe(examples, val, pool.records, llm=llm, spec=spec, seed=cfg.seed, log=say)
+    rep = result.report
+    labels: dict[str, Any] = {"quotas": "off" if rep.ratio is None else "real"}
+    choice = next((c for c in rep.labeller_candidates if c["name"] == rep.labeller), None)
+    from mixaug.labelmix import candidate_configs
+
+    config = next(
+        (c for c in candidate_configs(["classifier", "centroid"]) if c.describe() == rep.labeller),
+        None,
+    )
+    labels["labeller"] = None if config is None else config.model_dump(mode="json")
+    labels["synthetic_weight"] = rep.weight if rep.weight is not None else 0.0
+    if rep.prior == "validation":
+        labels["quotas"] = "val"
+    document = {
+        "task": spec.name if not isinstance(task, dict) else task,
+        "n": 0 if rep.ratio is None else math.ceil(rep.ratio * len(examples)),
+        "anchors": {"strategy": "targeted"},
+        "labels": labels,
+    }
+    header = (
+        f"# mixaug recipe for {args.data} (validation {args.val}, seed {cfg.seed}).\n"
+        f"# labeller {rep.labeller}"
+        + ("" if choice is None else f" ({100 * choice['accuracy']:.1f}% on validation texts)")
+        + f"; guard: {rep.guard.verdict if rep.guard else 'not run'}\n"
+    )
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    write_json_atomic(report_file, rep.model_dump(mode="json"))
+    os.replace(tmp, out)
+    _out(
+        json.dumps(
+            {
+                "config": str(out),
+                "report": str(report_file),
+                "labeller": rep.labeller,
+                "ratio": rep.ratio,
+                "weight": rep.weight,
+                "guard": None if rep.guard is None else rep.guard.verdict,
+            }
+        )
+    )
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -521,6 +725,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_ds = TextDataset.build(train, synthetic, labels=labels, hard_synthetic=args.hard_labels)
     val_ds = TextDataset.build(validation, labels=labels) if validation else None
     eval_ds = TextDataset.build(evaluation, labels=labels)
+    from mixaug.training.trainer import set_seed
+
+    set_seed(targs.seed)  # the head's initial weights follow --seed too
     model = TextClassifier.from_encoder(args.encoder, labels, max_length=targs.max_length)
     trainer = Trainer(model, targs, train_ds, val_ds)
     result = trainer.train()
@@ -574,6 +781,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "seeds": args.seeds,
         "methods": methods,
         "ratio": args.ratio,
+        "max_synthetic": args.max_synthetic or None,
         "out": args.out,
         "llm": cfg.llm.model_dump(),
         "k": cfg.k,
@@ -719,9 +927,17 @@ def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
             f"filter          {s['rejected']} rejected {filt['dropped_by'] or ''}, "
             f"{filt['downweighted']} down-weighted; rules tripped {filt['reasons'] or 'none'}"
         )
+    if s.get("quotas"):
+        full = s.get("quota_surplus") or {}
+        _out(f"quotas          {s['quotas']}   surplus of full classes: {full or 'none'}")
+    if s.get("labeller"):
+        _out(f"final labels    {s['labeller']}  ({s.get('relabelled', 0)} differ from the LM's)")
     _out(f"argmax = generated label  {agree}   soft labels: {s['soft_label_sources']}")
     _out(f"tokens          {s['prompt_tokens']} prompt, {s['completion_tokens']} completion")
     _out(f"time            {s['seconds']:.1f}s ({s['examples_per_second']:.2f} records/s)")
+    guard = s.get("guard")
+    if guard:
+        _out(f"guard           {guard['verdict']}")
     _out(f"records written to {s['output']}")
     _out(f"summary written to {summary_file}")
 
@@ -816,6 +1032,28 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         help="evaluation/test data the filter checks for leakage (repeatable; needs 'filter:')",
     )
+    a.add_argument(
+        "--val",
+        help="labelled validation data (.jsonl/.csv): early-stops the teacher; with --guard "
+        "it also chooses the labeller and measures the gain",
+    )
+    a.add_argument(
+        "--guard",
+        action="store_true",
+        help="train with and without the records on --val and report the measured gain",
+    )
+    a.add_argument(
+        "--quotas",
+        choices=["real", "val", "uniform", "off"],
+        help="per-class quotas of the final label: like the real data's classes (the "
+        "default), like --val's, even, or none",
+    )
+    a.add_argument(
+        "--labels",
+        choices=["recipe", "lm"],
+        help="final labels: the recipe's (calibrated LM x real-data teacher, class quotas; "
+        "the default) or the LM's own soft labels with no quotas (the paper's GPT3Mix)",
+    )
     a.add_argument("--model", help="embedded model name, .gguf file or HF folder")
     a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")
     a.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch")
@@ -875,10 +1113,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--methods",
         default="noaug,eda,bt,mix-hard,mix-soft",
-        help="comma-separated: noaug, eda, bt, and <family>-hard/-soft for the prompt "
-        "families mix, para, instruct, fewshot, boundary (e.g. para-soft)",
+        help="comma-separated: noaug, eda, bt, mix-soft/mix-hard (the recipe), "
+        "mix-plain-soft/-hard (GPT3Mix as published), abl-* (the recipe without one step), "
+        "setfit, and <family>-hard/-soft for the prompt families para, instruct, fewshot, "
+        "boundary",
     )
     b.add_argument("--ratio", type=int, default=5, help="synthetic examples per real one")
+    b.add_argument(
+        "--max-synthetic",
+        type=int,
+        default=128,
+        dest="max_synthetic",
+        help="cap on the synthetic examples generated per sub-sample (0: no cap)",
+    )
     b.add_argument("--out", required=True, help="results folder")
     b.add_argument("--config", help="YAML config (its llm: the mix generator)")
     b.add_argument("--encoder", help="local HF encoder folder (default: all-MiniLM-L6-v2)")
@@ -886,6 +1133,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--test-size", type=int, dest="test_size", help="cap on test examples")
     _add_training_flags(b)
     b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser(
+        "recipe",
+        help="choose labeller, ratio and weight on validation data; write the config",
+    )
+    r.add_argument("--data", required=True, help="the real labelled training data")
+    r.add_argument("--val", required=True, help="labelled validation data (never test data)")
+    r.add_argument("--task", help="task spec (sst2, trec6, ... or a spec .yaml)")
+    r.add_argument("--out", required=True, help="the config to write (.yaml)")
+    r.add_argument("--config", help="YAML config (its llm: the generator)")
+    r.add_argument("--ratio", type=int, default=5, help="pool size per real example")
+    r.add_argument("--max-synthetic", type=int, default=256, dest="max_synthetic")
+    r.add_argument("--overwrite", action="store_true")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_recipe)
 
     lp = sub.add_parser(
         "loop", help="agentic augmentation in rounds, aimed by a quick classifier (resumable)"
@@ -927,6 +1189,12 @@ def _add_training_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, help="early-stopping patience (default 3)")
     p.add_argument("--max-length", type=int, dest="max_length", help="tokens per text (64)")
     p.add_argument("--seed", type=int, help="training seed (default 0)")
+    p.add_argument(
+        "--synthetic-weight",
+        type=float,
+        dest="synthetic_weight",
+        help="loss weight of synthetic records, real ones weigh 1 (default 1)",
+    )
     p.add_argument(
         "--freeze-encoder",
         action="store_true",

@@ -118,8 +118,9 @@ class AnchorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    strategy: str = "random"
-    """random, balanced, same-class, mixed-class, diverse or similar."""
+    strategy: str = "targeted"
+    """targeted (the default: aimed at the class furthest from its quota), random (the
+    paper's), balanced, same-class, mixed-class, diverse or similar."""
     store: str | None = None
     """Folder of a persistent Chroma embedding cache (embed a pool once)."""
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -263,6 +264,54 @@ class LoopConfig(BaseModel):
     train_patience: int = Field(default=5, ge=1)
 
 
+Calibration = Literal["none", "batch", "prior", "hidden"]
+
+
+class LabelMixConfig(BaseModel):
+    """How a synthetic record's final label is made (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calibration: Calibration = "prior"
+    teacher: Literal["classifier", "centroid", "knn", "none"] = "centroid"
+    lm_weight: float = Field(default=1.0, ge=0.0, le=5.0)
+    teacher_weight: float = Field(default=1.0, ge=0.0, le=5.0)
+    agreement: bool = False
+    """Drop records whose LM argmax and teacher argmax differ."""
+    hidden_temperature: float = Field(default=0.05, gt=0.0)
+
+    def describe(self) -> str:
+        """A short name, e.g. ``batch+classifier(1:1)``."""
+        if self.teacher == "none" or self.teacher_weight == 0:
+            return f"lm[{self.calibration}]"
+        if self.lm_weight == 0:
+            return f"teacher[{self.teacher}]"
+        agree = "+agree" if self.agreement else ""
+        return (
+            f"lm[{self.calibration}]x{self.teacher}"
+            f"({self.lm_weight:g}:{self.teacher_weight:g}){agree}"
+        )
+
+
+class LabelsConfig(BaseModel):
+    """Final labels, class quotas and the synthetic records' weight: the effect recipe.
+
+    The shipped defaults are the settings the recipe chose most often on SST-2,
+    TREC-6 and CoLA (validation data only; see the README's Effect section).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    quotas: Literal["real", "val", "uniform", "off"] = "real"
+    """Per-class quotas of the final label: ``n`` spread like the real data's classes
+    (``real``), like the validation data's (``val``, needs ``--val``), evenly
+    (``uniform``), or none (``off``: whatever the model writes)."""
+    labeller: LabelMixConfig | None = Field(default_factory=LabelMixConfig)
+    """How a record's final label is made (``None``: the LM's own soft label)."""
+    synthetic_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    """Loss weight of synthetic records when training on them (``mixaug train``, guard)."""
+
+
 class AugmentConfig(BaseModel):
     """Settings of ``mixaug augment``; command-line flags override them."""
 
@@ -285,6 +334,8 @@ class AugmentConfig(BaseModel):
     filter: FilterConfig | None = None
     """Filter each batch (dedup, critic, calibration) inside ``augment``; rejected
     records go to ``OUT.rejects.jsonl`` and more are generated to reach ``n``."""
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    """Class quotas, final labels (calibration + teacher) and synthetic weight."""
 
 
 def load_config(path: str | Path | None) -> AugmentConfig:

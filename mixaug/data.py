@@ -25,8 +25,11 @@ MAX_TEXT_CHARS = 10_000
 _CONTROL = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
 
 
-def load_examples(path: str | Path) -> list[Example]:
+def load_examples(path: str | Path, *, skip_control: bool = False) -> list[Example]:
     """Read ``{"text", "label"}`` rows from a ``.jsonl`` or ``.csv`` file.
+
+    ``skip_control`` drops rows whose text holds a control character instead of
+    refusing the file (the benchmark's public data sets have a few such rows).
 
     Raises:
         DataError: naming the file, the line and the fix, for a missing or
@@ -55,7 +58,7 @@ def load_examples(path: str | Path) -> list[Example]:
     if p.suffix.lower() == ".csv":
         rows = _csv_rows(content, p)
     else:
-        rows = _jsonl_rows(content, p)
+        rows = _jsonl_rows(content, p, skip_control)
     if not rows:
         msg = f"Data file {str(p)!r} has no examples; it needs rows with 'text' and 'label'."
         raise DataError(msg)
@@ -93,7 +96,7 @@ def _field(row: dict[str, Any], key: str, where: str) -> str:
     return text
 
 
-def _jsonl_rows(content: str, p: Path) -> list[Example]:
+def _jsonl_rows(content: str, p: Path, skip_control: bool = False) -> list[Example]:
     out = []
     for n, line in enumerate(content.splitlines(), start=1):
         if not line.strip():
@@ -107,6 +110,9 @@ def _jsonl_rows(content: str, p: Path) -> list[Example]:
         if not isinstance(row, dict):
             msg = f"{where}: expected a JSON object with 'text' and 'label'."
             raise DataError(msg)
+        if skip_control and isinstance(row.get("text"), str):
+            if any(ch in _CONTROL for ch in row["text"].strip()):
+                continue
         out.append(Example(text=_field(row, "text", where), label=_field(row, "label", where)))
     return out
 

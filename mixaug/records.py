@@ -98,6 +98,8 @@ class SyntheticRecord(BaseModel):
     """Filter rules the record tripped but was kept or down-weighted for."""
     critic: CriticScores | None = None
     """The critic's scores, when a critic ran."""
+    teacher_label: dict[str, float] | None = None
+    """The real-data teacher's distribution, when a labeller used one."""
     prompt_family: str = "mix"
     """The prompt family that made it (``mix``, ``paraphrase``, ``instruct``, ...)."""
     target: dict[str, float] | None = None
@@ -162,6 +164,16 @@ class RunSummary(BaseModel):
     """Records the filter removed (see the rejects file and ``filter``)."""
     filter: dict[str, Any] | None = None
     """The filter's summary (counts by rule, critic and calibration reports)."""
+    quotas: dict[str, int] | None = None
+    """Records asked for per class of the final label (``None``: no quotas)."""
+    quota_surplus: dict[str, int] = Field(default_factory=dict)
+    """Records dropped because their class was full."""
+    labeller: str | None = None
+    """How final labels were made (``lm[batch]xclassifier(1:1)``; ``None``: the LM's own)."""
+    relabelled: int = 0
+    """Records whose final label differs from the LM's own."""
+    guard: dict[str, Any] | None = None
+    """``--guard``: the measured gain of training with the records (see ``mixaug.recipe``)."""
 
     def to_json_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

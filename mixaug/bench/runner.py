@@ -58,9 +58,52 @@ Method = Literal[
     "fewshot-soft",
     "boundary-hard",
     "boundary-soft",
+    "mix-plain-hard",
+    "mix-plain-soft",
+    "abl-rawlabel",
+    "abl-nocal",
+    "abl-noteacher",
+    "abl-noquota",
+    "abl-nofallback",
+    "abl-fixed",
+    "setfit",
 ]
 METHODS: tuple[Method, ...] = ("noaug", "eda", "bt", "mix-hard", "mix-soft")
-"""The paper's Table 1 methods (the default)."""
+"""The paper's Table 1 methods (the default). ``mix-soft``/``mix-hard`` run the recipe
+(:mod:`mixaug.recipe`); ``mix-plain-*`` are GPT3Mix as the paper ran it."""
+RECIPE_METHODS = frozenset(
+    {"mix-soft", "mix-hard", *(m for m in get_args(Method) if m.startswith("abl-"))}
+)
+"""Methods that run :func:`mixaug.recipe.run_recipe` on targeted GPT3Mix records."""
+
+
+def recipe_config(method: str) -> Any:
+    """The :class:`~mixaug.recipe.RecipeConfig` a recipe method runs (ablations change one step).
+
+    - ``abl-rawlabel``: the LM's own soft label (no calibration, no teacher);
+    - ``abl-nocal``: no calibration of the LM part;
+    - ``abl-noteacher``: no teacher from the real data;
+    - ``abl-noquota``: the first records, whatever their class;
+    - ``abl-nofallback``: synthetic records are always used;
+    - ``abl-fixed``: no training choices (ratio 5, weight 1, real class counts, always used).
+    """
+    from mixaug.labelmix import LabelMixConfig
+    from mixaug.recipe import RecipeConfig
+
+    guard = method == "mix-soft"
+    table: dict[str, dict[str, Any]] = {
+        "mix-soft": {},
+        "mix-hard": {"hard": True},
+        "abl-rawlabel": {"labeller": LabelMixConfig(calibration="none", teacher="none")},
+        "abl-nocal": {"calibrations": ["none"]},
+        "abl-noteacher": {"teachers": []},
+        "abl-noquota": {"quotas": False},
+        "abl-nofallback": {"fallback": False},
+        "abl-fixed": {"ratios": [5.0], "weights": [1.0], "priors": ["real"], "fallback": False},
+    }
+    return RecipeConfig(guard=guard, **table[method])
+
+
 ALL_METHODS: tuple[Method, ...] = get_args(Method)
 """Every method, the other prompt families included (``<family>-hard``/``-soft``)."""
 FAMILY = {
@@ -69,6 +112,9 @@ FAMILY = {
     **{m: m.rsplit("-", 1)[0] for m in get_args(Method) if m.endswith(("-hard", "-soft"))},
     "para-hard": "paraphrase",
     "para-soft": "paraphrase",
+    "mix-plain-hard": "mix",
+    "mix-plain-soft": "mix",
+    **{m: "mix" for m in RECIPE_METHODS},
 }
 """Method -> what makes its synthetic data (a prompt family, ``eda`` or ``bt``)."""
 LLM_FAMILIES = ("mix", "paraphrase", "instruct", "fewshot", "boundary")
@@ -87,6 +133,8 @@ class BenchConfig(BaseModel):
     methods: list[Method] = Field(default_factory=lambda: list(METHODS), min_length=1)
     ratio: int = Field(default=5, ge=1, le=100)
     """Synthetic examples per real one."""
+    max_synthetic: int | None = Field(default=128, ge=1)
+    """Cap on the synthetic examples generated per sub-sample (a generation budget)."""
     out: str
     llm: LLMConfig = Field(default_factory=LLMConfig)
     """The generator of ``mix-*``."""
@@ -149,7 +197,7 @@ class Bench:
         self.progress = progress
         from mixaug.training import FeatureCache
 
-        self.features = FeatureCache()
+        self.features = FeatureCache(max_entries=64, per_text=True)
         """Frozen-encoder features of the validation and test sets, computed once."""
 
     # -- synthetic data -----------------------------------------------------------
@@ -165,11 +213,20 @@ class Bench:
         Returns the items and the generation stats (``seconds``, ``requested``, and for
         the LLM families ``parse_rate``, ``attempts``, token counts).
         """
-        items, stats, _ = self._synthetic(method, self.subsample(level, seed), level, seed)
+        anchors = "targeted" if method in RECIPE_METHODS else "random"
+        items, stats, _ = self._synthetic(
+            method, self.subsample(level, seed), level, seed, anchors=anchors
+        )
         return items, stats
 
     def _synthetic(
-        self, method: Method, sub: list[Example], level: float, seed: int
+        self,
+        method: Method,
+        sub: list[Example],
+        level: float,
+        seed: int,
+        *,
+        anchors: str = "random",
     ) -> tuple[list[SyntheticRecord] | list[Example], dict[str, Any], bool]:
         """(synthetic items, generation stats, came from the cache).
 
@@ -188,7 +245,12 @@ class Bench:
             key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
         if family in LLM_FAMILIES and family != "mix":
             key |= {"prompt": family}  # mix keys stay as they were (caches reused)
-        name = f"{self.splits.name}-{level:g}-s{seed}-{family}-{_hash(key)}.jsonl"
+        if anchors != "random":
+            key |= {"anchors": anchors}
+        if self._wanted(sub) < self.cfg.ratio * len(sub):
+            key |= {"max": self.cfg.max_synthetic}  # only a cap that binds changes the key
+        tag = family if anchors == "random" else f"{family}-{anchors}"
+        name = f"{self.splits.name}-{level:g}-s{seed}-{tag}-{_hash(key)}.jsonl"
         path = self.cache / name
         if path.is_file():
             rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
@@ -197,7 +259,7 @@ class Bench:
         self.cache.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         texts, labels = [e.text for e in sub], [e.label for e in sub]
-        stats: dict[str, Any] = {"requested": self.cfg.ratio * len(sub)}
+        stats: dict[str, Any] = {"requested": self._wanted(sub)}
         if family == "eda":
             from mixaug.baselines.eda import eda_augment
 
@@ -213,11 +275,16 @@ class Bench:
                 for t, lab in backtranslation_augment(texts, labels, ratio=self.cfg.ratio)
             ]
         else:
-            rows, gen = self._generate(sub, seed, level, family)
+            rows, gen = self._generate(sub, seed, level, family, anchors=anchors)
             stats |= gen
         meta = {"seconds": round(time.perf_counter() - t0, 2), "key": _hash(key), **stats}
         _write_jsonl_atomic(path, [meta, *rows])
         return self._items(family, rows), meta, False
+
+    def _wanted(self, sub: list[Example]) -> int:
+        """Synthetic examples to make for ``sub``: ``ratio`` per real one, capped."""
+        n = self.cfg.ratio * len(sub)
+        return n if self.cfg.max_synthetic is None else min(n, self.cfg.max_synthetic)
 
     def _items(self, family: str, rows: list[dict[str, Any]]) -> Any:
         if family in LLM_FAMILIES:
@@ -225,7 +292,13 @@ class Bench:
         return [Example(text=r["text"], label=r["label"]) for r in rows]
 
     def _generate(
-        self, sub: list[Example], seed: int, level: float, family: str = "mix"
+        self,
+        sub: list[Example],
+        seed: int,
+        level: float,
+        family: str = "mix",
+        *,
+        anchors: str = "random",
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from mixaug.augmentation import augment
         from mixaug.chains.families import anchors_per_prompt
@@ -234,11 +307,16 @@ class Bench:
         if self._llm is None:
             self._llm = build_llm(self.cfg.llm, seed=seed)
         llm = self._llm
-        n = self.cfg.ratio * len(sub)
+        n = self._wanted(sub)
         k = min(anchors_per_prompt(family, self.cfg.k), len(sub) - 1) if len(sub) > 1 else 1
         if family == "boundary":
             k = 2
         self.log(f"generating {n} {family} records for level {level:g}, seed {seed} ...")
+        selector = None
+        if anchors != "random":
+            from mixaug.selectors import make_selector
+
+            selector = make_selector(anchors, sub, k=k, seed=seed)
         result = augment(
             sub,
             self.spec,
@@ -250,6 +328,7 @@ class Bench:
             top_logprobs=self.cfg.llm.top_logprobs,
             scorer=build_scorer(self.cfg.llm, llm),
             family=family,
+            selector=selector,
         )
         if not result.complete:
             self.log(
@@ -275,24 +354,41 @@ class Bench:
 
         from mixaug.training import TextClassifier, TextDataset, Trainer
 
+        if method == "setfit":
+            return self._setfit(level, seed, sub)
         syn: Any = []
         gen: dict[str, Any] = {}
         cached = False
-        if method != "noaug":
+        extra: dict[str, Any] = {}
+        args = self.cfg.training.model_copy(update={"seed": seed})
+        val_set = self.splits.validation
+        if method in RECIPE_METHODS:
+            syn, gen, cached = self._synthetic(method, sub, level, seed, anchors="targeted")
+            syn, args, val_set, extra = self._recipe(method, sub, syn, seed, args)
+            if not syn:
+                # The recipe chose the real data alone: that is exactly ``noaug``.
+                args = self.cfg.training.model_copy(update={"seed": seed})
+                val_set = self.splits.validation
+            train = TextDataset.build(sub, syn, labels=self.labels)
+        elif method != "noaug":
             syn, gen, cached = self._synthetic(method, sub, level, seed)
-        if method in ("eda", "bt"):
+        if method in RECIPE_METHODS:
+            pass
+        elif method in ("eda", "bt"):
             train = TextDataset.build([*sub, *syn], labels=self.labels)
             train.synthetic = [False] * len(sub) + [True] * len(syn)
         else:
             train = TextDataset.build(
                 sub, syn, labels=self.labels, hard_synthetic=method.endswith("-hard")
             )
-        val = TextDataset.build(self.splits.validation, labels=self.labels)
+        val = TextDataset.build(val_set, labels=self.labels)
         test = TextDataset.build(self.splits.test, labels=self.labels)
-        args = self.cfg.training.model_copy(update={"seed": seed})
         torch.manual_seed(seed)
         model = TextClassifier.from_encoder(
-            self.cfg.encoder, self.labels, max_length=args.max_length
+            self.cfg.encoder,
+            self.labels,
+            max_length=args.max_length,
+            share_encoder=args.freeze_encoder,
         )
         trainer = Trainer(model, args, train, val, feature_cache=self.features)
         out = trainer.train()
@@ -316,7 +412,122 @@ class Bench:
             "n_requested": gen.get("requested", 0),
             "parse_rate": gen.get("parse_rate"),
             "completion_tokens": gen.get("completion_tokens"),
+            **extra,
         }
+
+    def _setfit(self, level: float, seed: int, sub: list[Example]) -> dict[str, Any]:
+        """SetFit on the same sub-sample (contrastive fine-tuning of the same encoder)."""
+        from mixaug.baselines.setfit import setfit_scores
+
+        scores = setfit_scores(
+            sub, self.splits.test, labels=self.labels, seed=seed, encoder=self.cfg.encoder
+        )
+        return {
+            "dataset": self.splits.name,
+            "level": level,
+            "seed": seed,
+            "method": "setfit",
+            "n_real": len(sub),
+            "n_synthetic": 0,
+            "accuracy": scores["accuracy"],
+            "macro_f1": scores["macro_f1"],
+            "test_loss": None,
+            "test_examples": scores["examples"],
+            "steps": None,
+            "best_step": None,
+            "train_seconds": scores["seconds"],
+            "generation_seconds": 0.0,
+            "generation_cached": False,
+            "n_requested": 0,
+            "parse_rate": None,
+            "completion_tokens": None,
+        }
+
+    def _recipe(
+        self,
+        method: Method,
+        sub: list[Example],
+        syn: list[SyntheticRecord],
+        seed: int,
+        args: TrainingArguments,
+    ) -> tuple[list[SyntheticRecord], TrainingArguments, list[Example], dict[str, Any]]:
+        """Run the recipe of ``method``: (records to train on, args, early-stopping set, row)."""
+        from mixaug.recipe import run_recipe
+
+        t0 = time.perf_counter()
+        result = run_recipe(
+            sub,
+            self.splits.validation,
+            syn,
+            llm=None,
+            spec=self.spec,
+            config=recipe_config(method),
+            training=args,
+            encoder=self.cfg.encoder,
+            feature_cache=self.features,
+            seed=seed,
+            score=self._score,
+            log=lambda m: self.log(f"  {method}: {m}"),
+        )
+        rep = result.report
+        row: dict[str, Any] = {
+            "recipe": {
+                "labeller": rep.labeller,
+                "labeller_accuracy": rep.labeller_accuracy,
+                "ratio": rep.ratio,
+                "prior": rep.prior,
+                "weight": rep.weight,
+                "synthetic_used": rep.synthetic_used,
+                "label_counts": rep.label_counts,
+                "quota_surplus": rep.quota_surplus,
+                "selection": rep.selection,
+                "labeller_candidates": rep.labeller_candidates[:5],
+            },
+            "recipe_seconds": round(time.perf_counter() - t0, 2),
+        }
+        if rep.guard is not None:
+            row["guard"] = rep.guard.model_dump(mode="json")
+        args = result.training
+        return result.records, args, result.selection_set, row
+
+    def _score(self, items: list[tuple[list[Example], str]]) -> Any:
+        """LM label scores of ``(anchors, text)`` pairs, cached on disk by prefix."""
+        import numpy as np
+
+        from mixaug.lmscores import LMScores, label_prefix, score_texts
+
+        store = self.cache / "lm-scores.jsonl"
+        if not hasattr(self, "_scores"):
+            self._scores: dict[str, tuple[list[float], list[float]]] = {}  # by prefix hash
+            if store.is_file():
+                for line in store.read_text(encoding="utf-8").splitlines():
+                    try:
+                        r = json.loads(line)
+                    except ValueError:
+                        continue  # a torn last line
+                    self._scores[r["h"]] = (r["logp"], r["hidden"])
+        keys = [
+            _hash([self.cfg.llm.model_dump(mode="json"), label_prefix(self.spec, a, t)])
+            for a, t in items
+        ]
+        todo = [i for i, k in enumerate(keys) if k not in self._scores]
+        if todo:
+            from mixaug.providers import build_llm
+
+            if self._llm is None:
+                self._llm = build_llm(self.cfg.llm, seed=0)
+            got = score_texts(self._llm, self.spec, [items[i] for i in todo])
+            self.cache.mkdir(parents=True, exist_ok=True)
+            with store.open("a", encoding="utf-8") as fh:
+                for j, i in enumerate(todo):
+                    hid = [] if got.hidden is None else [round(float(x), 4) for x in got.hidden[j]]
+                    lp = [round(float(x), 5) for x in got.logp[j]]
+                    self._scores[keys[i]] = (lp, hid)
+                    fh.write(json.dumps({"h": keys[i], "logp": lp, "hidden": hid}) + "\n")
+        logp = np.array([self._scores[k][0] for k in keys])
+        rows = [self._scores[k][1] for k in keys]
+        hidden = np.array(rows, dtype=np.float32) if all(rows) else None
+        return LMScores(logp, hidden)
 
     def run(self) -> list[dict[str, Any]]:
         """Every (level, seed, method) not already in ``results.jsonl``; returns all rows."""

@@ -507,3 +507,41 @@ class LocalEngine:
                 r = row_of.get(i, 0)
                 out.append(sum(float(lps[r, j, t]) for j, t in enumerate(c)))
             return out
+
+    def score_next(
+        self, prefixes: list[str], continuations: list[str], *, batch_size: int = 16
+    ) -> tuple[list[list[float]], list[list[float]]]:
+        """Next-token scores of many prefixes at once, with the hidden state there.
+
+        For each prefix: the log-probability of each *single-token* continuation as
+        the next token, and the model's last hidden state at the prefix's last
+        position (what hidden-state calibration reads). Prefixes are right-padded
+        into batches of ``batch_size``; a continuation of several tokens is scored
+        by its first token only, so callers pass single-token label words.
+        """
+        import torch
+
+        conts = [self.tokenizer.encode(c, add_special_tokens=False)[:1] for c in continuations]
+        ids_c = [c[0] if c else self.tokenizer.unk_token_id for c in conts]
+        scores: list[list[float]] = []
+        states: list[list[float]] = []
+        with self._lock:
+            tok, model = self.tokenizer, self.model
+            base = getattr(model, model.base_model_prefix)
+            pad = tok.pad_token_id
+            for i in range(0, len(prefixes), batch_size):
+                seqs = [
+                    tok(p, add_special_tokens=True)["input_ids"]
+                    for p in prefixes[i : i + batch_size]
+                ]
+                width = max(len(s) for s in seqs)
+                input_ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+                mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+                last = torch.tensor([len(s) - 1 for s in seqs])
+                with torch.inference_mode():
+                    hidden = base(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                    h = hidden[torch.arange(len(seqs)), last]  # (B, D)
+                    lps = torch.log_softmax(self._exact_logits(h[:, None])[:, 0], dim=-1)
+                scores += lps[:, ids_c].tolist()
+                states += h.float().tolist()
+        return scores, states

@@ -1,9 +1,9 @@
 """Anchor selectors: which labelled examples go into each prompt.
 
 Strategies by name (``--anchors NAME`` or ``anchors: {strategy: NAME}`` in config):
-``random`` (the paper's default), ``balanced``, ``same-class``, ``mixed-class``,
-``diverse`` and ``similar``. The last four embed the pool (all-MiniLM-L6-v2 by
-default) into a vector store (Chroma by default).
+``random`` (the paper's), ``balanced``, ``targeted`` (aimed at one class; default),
+``same-class``, ``mixed-class``, ``diverse`` and ``similar``. The last four embed the
+pool (all-MiniLM-L6-v2 by default) into a vector store (Chroma by default).
 
 Example:
     >>> from mixaug.records import Example
@@ -27,7 +27,11 @@ from mixaug.selectors.embedded import (
 )
 from mixaug.selectors.embeddings import default_embeddings
 from mixaug.selectors.index import AnchorIndex
-from mixaug.selectors.uniform import BalancedAnchorSelector, RandomAnchorSelector
+from mixaug.selectors.uniform import (
+    BalancedAnchorSelector,
+    RandomAnchorSelector,
+    TargetedAnchorSelector,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 STRATEGIES: dict[str, type[AnchorSelector]] = {
     "random": RandomAnchorSelector,
     "balanced": BalancedAnchorSelector,
+    "targeted": TargetedAnchorSelector,
     "same-class": SameClassSelector,
     "mixed-class": MixedClassSelector,
     "diverse": DiverseSelector,
@@ -129,6 +134,7 @@ __all__ = [
     "RandomAnchorSelector",
     "SameClassSelector",
     "SimilarSelector",
+    "TargetedAnchorSelector",
     "check_strategy",
     "default_embeddings",
     "make_selector",

@@ -120,3 +120,64 @@ class BalancedAnchorSelector(_PoolSelector):
             used.add(pos)
             chosen.append(members[pos])
         return chosen
+
+
+class TargetedAnchorSelector(_PoolSelector):
+    """Anchors aimed at one class: up to k of it (placed last), the rest from other classes.
+
+    The class is ``input_variables["label"]`` when given (``augment`` passes the class
+    furthest from its quota), else the classes take turns. A small model leans towards
+    the label of the anchors it read last, so this is how class quotas get filled.
+
+    Example:
+        >>> pool = [{"text": t, "label": lab} for t, lab in
+        ...         [("a", "x"), ("b", "x"), ("c", "y"), ("d", "y")]]
+        >>> sel = TargetedAnchorSelector(pool, k=2, seed=0)
+        >>> [a["label"] for a in sel.select_examples({"label": "y"})]
+        ['y', 'y']
+    """
+
+    strategy = "targeted"
+
+    def __init__(
+        self,
+        examples: list[Example] | list[dict[str, Any]],
+        k: int = 2,
+        seed: int = 0,
+        index: AnchorIndex | None = None,
+    ) -> None:
+        super().__init__(examples, k, seed, index)
+        self._by_label: dict[str, list[dict[str, Any]]] = {}
+        for e in self.examples:
+            self._by_label.setdefault(str(e["label"]), []).append(e)
+        self._labels = sorted(self._by_label)
+        self._turn = 0
+
+    @override
+    def add_example(self, example: dict[str, str]) -> None:
+        self.examples.append(dict(example))
+        self._by_label.setdefault(str(example["label"]), []).append(dict(example))
+        self._labels = sorted(self._by_label)
+
+    @override
+    def get_state(self) -> list[Any]:
+        return [*super().get_state(), self._turn]
+
+    @override
+    def set_state(self, state: list[Any]) -> None:
+        super().set_state(state[:3])
+        self._turn = int(state[3]) if len(state) > 3 else 0
+
+    @override
+    def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
+        label = input_variables.get("label")
+        if label is None or label not in self._by_label:
+            label = self._labels[self._turn % len(self._labels)]
+            self._turn += 1
+        members = self._by_label[label]
+        own = self._rng.sample(members, min(self.k, len(members)))
+        rest: list[dict[str, Any]] = []
+        if len(own) < self.k:
+            others = [e for e in self.examples if e["label"] != label]
+            rest = self._rng.sample(others, min(self.k - len(own), len(others)))
+        return [*rest, *own]

@@ -38,6 +38,11 @@ class TrainingArguments(BaseModel):
     freeze_encoder: bool = False
     """Train only the two fully connected layers on fixed encoder features (fast)."""
     seed: int = 0
+    synthetic_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    """Loss weight of every synthetic record (times its own ``weight``); real ones
+    weigh 1. Below 1 the real data leads and synthetic records only nudge."""
+    synthetic_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Label smoothing of synthetic targets (``(1-e) p + e/C``), as FewGen/SuperGen."""
     threads: int | None = Field(default=None, ge=1)
     """Torch CPU threads (``None``: torch's default)."""
     progress: bool = False

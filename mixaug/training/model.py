@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 from collections.abc import Sequence
@@ -24,6 +25,17 @@ from torch import nn
 from mixaug.errors import ModelError
 
 CONFIG_FILE = "config.json"
+_LOADED: dict[tuple[str, float], tuple[Any, Any]] = {}
+"""Encoders loaded from disk, by (folder, weights' mtime); models get deep copies."""
+
+
+def _load_key(path: Path) -> tuple[str, float]:
+    stamps = [f.stat().st_mtime for f in path.glob("*.safetensors")] + [
+        f.stat().st_mtime for f in path.glob("*.bin")
+    ]
+    return (str(path.resolve()), max(stamps, default=0.0))
+
+
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -64,6 +76,8 @@ class TextClassifier(nn.Module):
         self.encoder = encoder
         self.tokenizer = tokenizer
         self.config = config
+        self.shares_encoder = False
+        """True for a head over the process-wide frozen encoder (``share_encoder``)."""
         encoder_config: Any = encoder.config
         width = int(encoder_config.hidden_size)
         hidden = config.hidden or width
@@ -77,9 +91,18 @@ class TextClassifier(nn.Module):
 
     @classmethod
     def from_encoder(
-        cls, encoder: str | Path | None, labels: Sequence[str], **config: Any
+        cls,
+        encoder: str | Path | None,
+        labels: Sequence[str],
+        *,
+        share_encoder: bool = False,
+        **config: Any,
     ) -> TextClassifier:
         """A new classifier over a local HF encoder folder (``None``: the packaged MiniLM).
+
+        Each classifier gets its own copy of the encoder's weights, unless
+        ``share_encoder`` (for frozen-encoder training only: many heads over one encoder,
+        as in a recipe search, without copying 22M weights per head).
 
         Raises:
             ModelError: when the folder is not a loadable encoder.
@@ -94,14 +117,24 @@ class TextClassifier(nn.Module):
                 f"Encoder {str(path)!r} is not a local Hugging Face model folder (no config.json)."
             )
             raise ModelError(msg)
-        try:
-            tok = AutoTokenizer.from_pretrained(str(path))
-            enc = AutoModel.from_pretrained(str(path))
-        except (OSError, ValueError) as e:
-            msg = f"Encoder {str(path)!r} could not be loaded: {e}"
-            raise ModelError(msg) from None
+        key = _load_key(path)
+        if key not in _LOADED:
+            try:
+                tok = AutoTokenizer.from_pretrained(str(path))
+                enc = AutoModel.from_pretrained(str(path))
+            except (OSError, ValueError) as e:
+                msg = f"Encoder {str(path)!r} could not be loaded: {e}"
+                raise ModelError(msg) from None
+            _LOADED.clear()  # keep one encoder: a bench or a recipe uses one
+            _LOADED[key] = (tok, enc)
+        tok, enc = _LOADED[key]
         cfg = ClassifierConfig(labels=list(labels), encoder=str(path), **config)
-        return cls(enc, tok, cfg)
+        if share_encoder:
+            model = cls(enc, tok, cfg)
+            model.shares_encoder = True  # the process-wide copy: never trained, hashed once
+            return model
+        # A private copy of the weights: loading from disk once per process, not per model.
+        return cls(copy.deepcopy(enc), tok, cfg)
 
     def tokenize(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Token ids and attention mask for ``texts`` (cut at ``max_length``)."""

@@ -107,12 +107,37 @@ class Trainer:
         else:
             if self._checksum is None:
                 self._checksum = encoder_checksum(self.model)
-            shared = FeatureCache.key(self._checksum, self.model.config.max_length, ds.texts)
+            length = self.model.config.max_length
+            shared = FeatureCache.key(self._checksum, length, ds.texts)
             hit = cache.get(shared)
-            feats = self._encode(ds.texts) if hit is None else hit
-            if hit is None:
+            if hit is not None:
+                feats = hit
+            elif cache.per_text:
+                rows, todo = cache.get_texts(self._checksum, length, ds.texts)
+                if todo:
+                    new = self._encode([ds.texts[i] for i in todo])
+                    cache.put_texts(self._checksum, length, [ds.texts[i] for i in todo], new)
+                    for j, i in enumerate(todo):
+                        rows[i] = new[j]
+                feats = torch.stack([r for r in rows if r is not None])
+                cache.put(shared, feats)
+            else:
+                feats = self._encode(ds.texts)
                 cache.put(shared, feats)
         self._features[key] = (ds, feats)
+        return feats
+
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        """Frozen-encoder features of ``texts`` (shared through the feature cache)."""
+        ds = TextDataset(
+            labels=self.model.config.labels,
+            texts=list(texts),
+            targets=[[1.0] + [0.0] * (len(self.model.config.labels) - 1)] * len(texts),
+            weights=[1.0] * len(texts),
+            synthetic=[False] * len(texts),
+        )
+        feats = self._feats(ds)
+        del self._features[id(ds)]
         return feats
 
     def _logits(self, ds: TextDataset, idx: list[int]) -> torch.Tensor:
@@ -125,6 +150,8 @@ class Trainer:
         head = list(self.model.head.parameters())
         groups: list[dict[str, Any]] = [{"params": head, "lr": a.head_learning_rate}]
         if not a.freeze_encoder:
+            for p in self.model.encoder.parameters():
+                p.requires_grad_(True)  # a copy of a once-frozen encoder trains too
             groups.append({"params": list(self.model.encoder.parameters()), "lr": a.learning_rate})
         else:
             for p in self.model.encoder.parameters():
@@ -158,6 +185,12 @@ class Trainer:
         gen = torch.Generator().manual_seed(a.seed)
         targets = torch.tensor(ds.targets, dtype=torch.float32)
         weights = torch.tensor(ds.weights, dtype=torch.float32)
+        syn = torch.tensor(ds.synthetic, dtype=torch.bool)
+        if syn.any():
+            weights[syn] *= a.synthetic_weight
+            if a.synthetic_smoothing:
+                e = a.synthetic_smoothing
+                targets[syn] = (1 - e) * targets[syn] + e / targets.shape[1]
         best_loss, best_step, best_state = math.inf, 0, None
         bad, step, running, seen = 0, 0, 0.0, 0
         history: list[dict[str, float]] = []
@@ -193,9 +226,9 @@ class Trainer:
                     running, seen = 0.0, 0
                     if metrics["loss"] < best_loss - 1e-6:
                         best_loss, best_step, bad = metrics["loss"], step, 0
-                        best_state = {
-                            k: v.detach().clone() for k, v in self.model.state_dict().items()
-                        }
+                        # Frozen: only the head changes, so only the head is copied.
+                        part = self.model.head if a.freeze_encoder else self.model
+                        best_state = {k: v.detach().clone() for k, v in part.state_dict().items()}
                     else:
                         bad += 1
                         if bad >= a.patience and step >= a.min_steps:
@@ -205,7 +238,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         if best_state is not None:
-            self.model.load_state_dict(best_state)
+            (self.model.head if a.freeze_encoder else self.model).load_state_dict(best_state)
         self.model.eval()
         return TrainOutput(
             steps=step,

@@ -110,3 +110,18 @@ def test_back_translation_round_trip() -> None:
     assert len(texts) == len(set(texts))  # repeats dropped
     assert all(lab in ("negative", "positive") for _, lab in pairs)
     assert "the plot is dull and the cast is awful ." not in texts  # never the source itself
+
+
+def test_setfit_peer_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from mixaug.baselines import setfit as peer
+    from mixaug.errors import ModelError
+    from mixaug.records import Example
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real(name, *a)
+    )
+    with pytest.raises(ModelError, match="pip install setfit"):
+        peer.setfit_scores([Example(text="a", label="x")], [], labels=["x", "y"])

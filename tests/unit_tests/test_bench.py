@@ -136,7 +136,7 @@ def test_bench_end_to_end_with_cached_generation(
         "--seeds",
         "2",
         "--methods",
-        "noaug,mix-hard,mix-soft",
+        "noaug,mix-plain-hard,mix-plain-soft,mix-soft",
         "--ratio",
         "2",
         "--out",
@@ -149,38 +149,53 @@ def test_bench_end_to_end_with_cached_generation(
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 * 2 * 3
+    assert len(rows) == 2 * 2 * 4
     for r in rows:
         assert 0.0 <= r["accuracy"] <= 1.0 and r["test_examples"] == 10
-        assert r["n_synthetic"] == (0 if r["method"] == "noaug" else 2 * r["n_real"])
         if r["method"] == "noaug":
-            assert r["n_requested"] == 0 and r["parse_rate"] is None
+            assert r["n_synthetic"] == r["n_requested"] == 0 and r["parse_rate"] is None
+            continue
+        assert r["n_requested"] == 2 * r["n_real"]
+        assert 0.5 < r["parse_rate"] < 1.0
+        if r["method"].startswith("mix-plain"):
+            assert r["n_synthetic"] == 2 * r["n_real"]
         else:
-            assert r["n_requested"] == 2 * r["n_real"]
-            assert 0.5 < r["parse_rate"] < 1.0
+            # The recipe: labels checked on validation (the fake model cannot score
+            # texts, so only the teachers compete), quotas, weight, and the guard.
+            assert r["recipe"]["labeller"].startswith("teacher[")
+            assert r["n_synthetic"] == r["recipe"]["synthetic_used"] <= r["n_requested"]
+            assert r["guard"]["examples"] > 0 and "verdict" in r["guard"]
+            assert len(r["guard"]["with_synthetic"]) == 3
     # Same sub-sample for every method of a (level, seed).
     for level in (0.05, 0.1):
         assert len({r["n_real"] for r in rows if r["level"] == level}) == 1
-    # mix-hard and mix-soft share one generation per (level, seed).
-    assert len(list((out / "cache").glob("*-mix-*.jsonl"))) == 4
-    assert sum(r["generation_cached"] for r in rows if r["method"] == "mix-soft") == 4
+    # mix-plain-hard and -soft share one generation per (level, seed); the recipe's
+    # targeted anchors make their own.
+    assert len(list((out / "cache").glob("*-mix-targeted-*.jsonl"))) == 4
+    assert len(list((out / "cache").glob("*-mix-*.jsonl"))) == 8
+    assert sum(r["generation_cached"] for r in rows if r["method"] == "mix-plain-soft") == 4
     table = (out / "table.md").read_text()
     assert table.startswith("| tiny | 5% | 10% |")
     assert "| tiny: parse rate / made÷asked | 5% | 10% |" in table
     assert "| mix-soft | " in table.split("parse rate")[1]
     assert (out / "plot.png").read_bytes()[:4] == b"\x89PNG"
-    assert {a["method"] for a in summary["aggregate"]} == {"noaug", "mix-hard", "mix-soft"}
+    assert {a["method"] for a in summary["aggregate"]} == {
+        "noaug",
+        "mix-plain-hard",
+        "mix-plain-soft",
+        "mix-soft",
+    }
     # A rerun reuses every result and generates nothing.
     calls.clear()
     assert main(args) == 0
     assert not calls
-    assert len((out / "results.jsonl").read_text().splitlines()) == 12
+    assert len((out / "results.jsonl").read_text().splitlines()) == 16
     # The cached generation is reachable from Python for other uses of the records.
     bench = Bench(
         BenchConfig(data=str(tiny_data), task="sst2", levels=[0.05], ratio=2, out=str(out)),
         progress=False,
     )
-    recs, stats = bench.synthetic("mix-soft", 0.05, 1)
+    recs, stats = bench.synthetic("mix-plain-soft", 0.05, 1)
     assert not calls
     assert len(recs) == stats["requested"] == 2 * len(bench.subsample(0.05, 1))
     assert stats["parse_rate"] < 1.0 and stats["attempts"] > len(recs)
@@ -307,3 +322,27 @@ def test_bench_runs_other_prompt_families(
     recs = (out / "cache").glob("*-paraphrase-*.jsonl")
     rows_p = [json.loads(x) for x in next(recs).read_text().splitlines()[1:]]
     assert all(r["prompt_family"] == "paraphrase" and len(r["anchors"]) == 1 for r in rows_p)
+
+
+def test_train_cli_same_seed_same_weights(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The head is built after the seed is set, so --seed fixes its initial weights too.
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["train", "--train", str(tiny_data / "train.jsonl"), "--eval",
+                str(tiny_data / "test.jsonl"), "--out", str(out), "--task", "sst2",
+                "--freeze-encoder", "--epochs", "2", "--seed", "0", "--synthetic-weight",
+                "0.5", "--quiet"]  # fmt: skip
+        assert main(args) == 0
+        outs.append(json.loads(capsys.readouterr().out))
+        # A random draw in between must not matter.
+        import torch
+
+        torch.rand(7)
+    from safetensors.torch import load_file
+
+    a, b = (load_file(str(tmp_path / n / "model.safetensors")) for n in ("a", "b"))
+    assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+    assert outs[0]["accuracy"] == outs[1]["accuracy"]

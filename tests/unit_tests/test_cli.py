@@ -79,6 +79,8 @@ def test_full_run_on_a_fake_model(
             "4",
             "--out",
             str(out),
+            "--labels",
+            "lm",
             "--json",
             "--quiet",
         ]

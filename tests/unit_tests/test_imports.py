@@ -69,6 +69,23 @@ def test_public_api_is_pinned() -> None:
         "load_spec_yaml",
         "parse_continuation",
         "tokens_from_logprobs",
+        # The effect recipe: quotas, calibration, teacher, guard.
+        "GuardReport",
+        "LMScores",
+        "LabelMixConfig",
+        "Labeller",
+        "LabelsConfig",
+        "RecipeConfig",
+        "RecipeResult",
+        "RecordLabeller",
+        "TargetedAnchorSelector",
+        "Teacher",
+        "choose_labeller",
+        "fill_quotas",
+        "fit_record_labeller",
+        "guard_records",
+        "run_recipe",
+        "score_texts",
     }
     assert set(mixaug.__all__) == expected
     subpackages = (mixaug.chains, mixaug.models, mixaug.selectors, mixaug.training)

@@ -133,7 +133,7 @@ def test_diverse_lambda_and_class_filter(index: AnchorIndex) -> None:
             POOL,
             2,
             ConfigError,
-            "random, balanced, same-class, mixed-class, diverse, similar",
+            "random, balanced, targeted, same-class, mixed-class, diverse, similar",
         ),
     ],
 )

@@ -1,0 +1,618 @@
+"""The recipe and the guard: choose how synthetic records are used, on validation data only.
+
+Given the real training examples, labelled validation examples and a pool of
+synthetic records (with their LM label scores), :func:`run_recipe`:
+
+1. splits the validation set in two, stratified and seeded: a **selection** half and
+   a **guard** half that no choice has seen;
+2. fits the teachers on the real data (:mod:`mixaug.teacher`);
+3. scores the selection texts with the LM "as if generated" and picks the labeller
+   (calibration, teacher, weights) that labels them best (:func:`~mixaug.labelmix.choose_labeller`);
+4. relabels the pool, fills per-class quotas (``ratio`` × the real count of each class,
+   or ``ratio`` × the real total spread by the validation prior) and trains a classifier
+   for each (ratio, prior, synthetic weight), plus one on the real data alone; the best
+   on the selection half wins, the real data alone when nothing beats it;
+5. **guard**: trains the winner and the real-data-only classifier with
+   ``guard_seeds`` seeds each and reports the gain on the guard half, mean and spread,
+   with a plain verdict.
+
+Example:
+    >>> result = run_recipe(real, validation, records, llm=llm, spec=spec)  # doctest: +SKIP
+    >>> result.report.verdict  # doctest: +SKIP
+    'augmentation helps: +4.1 ± 0.9 points on 436 held-out validation examples'
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mixaug.errors import DataError, ModelError
+from mixaug.labelmix import (
+    Labeller,
+    LabellerChoice,
+    LabelMixConfig,
+    choose_labeller,
+    fill_quotas,
+    quotas_for,
+)
+from mixaug.lmscores import LMScores, score_texts
+from mixaug.records import Example, SyntheticRecord
+from mixaug.specs import TaskSpec
+from mixaug.teacher import Teacher
+
+if TYPE_CHECKING:
+    from mixaug.training.args import TrainingArguments
+    from mixaug.training.features import FeatureCache
+
+
+class RecipeConfig(BaseModel):
+    """What :func:`run_recipe` searches, and how the guard measures."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ratios: list[float] = Field(default_factory=lambda: [1.0, 2.0, 5.0], min_length=1)
+    """Synthetic records per real one (each class's quota)."""
+    weights: list[float] = Field(default_factory=lambda: [0.5, 1.0], min_length=1)
+    """Loss weights of synthetic records (real ones weigh 1)."""
+    priors: list[Literal["real", "validation"]] = Field(
+        default_factory=lambda: ["real", "validation"],  # type: ignore[arg-type]
+        min_length=1,
+    )
+    """Quota shapes: the real data's class counts, or the validation set's class prior."""
+    teachers: list[Literal["classifier", "centroid", "knn"]] = Field(
+        default_factory=lambda: ["classifier", "centroid"]  # type: ignore[arg-type]
+    )
+    calibrations: list[Literal["none", "batch", "prior", "hidden"]] = Field(
+        default_factory=lambda: ["none", "batch", "prior", "hidden"],  # type: ignore[arg-type]
+        min_length=1,
+    )
+    """LM calibrations the labeller may use."""
+    hard: bool = False
+    """Train on one-hot final labels instead of the soft ones."""
+    quotas: bool = True
+    """Fill per-class quotas of the final label (off: the first records, any class)."""
+    guard: bool = True
+    """Measure the guard (off for ablation rows, which only need the test score)."""
+    labeller: LabelMixConfig | None = None
+    """Fix the labeller instead of choosing it (ablations)."""
+    fallback: bool = True
+    """Let the real data alone win when no setting beats it on the selection half."""
+    selection_texts: int = Field(default=100, ge=10)
+    """Validation texts the LM scores to choose the labeller (at most)."""
+    guard_seeds: int = Field(default=3, ge=1)
+    guard_share: float = Field(default=0.5, gt=0.0, lt=1.0)
+    """Share of the validation set kept for the guard."""
+    k: int = Field(default=2, ge=1)
+
+
+class GuardReport(BaseModel):
+    """The measured effect of the synthetic records on held-out validation data."""
+
+    examples: int
+    with_synthetic: list[float]
+    without: list[float]
+    gain: float
+    """Mean accuracy gain in points."""
+    spread: float
+    """Standard deviation of the per-seed gains in points."""
+    verdict: str
+    helps: bool
+
+
+class RecipeReport(BaseModel):
+    """What the recipe chose and measured (all on validation data)."""
+
+    labeller: str
+    labeller_accuracy: float | None
+    """On the selection texts (``None``: a fixed labeller that was not among the candidates)."""
+    labeller_candidates: list[dict[str, Any]]
+    ratio: float | None
+    prior: str | None
+    weight: float | None
+    selection: list[dict[str, Any]]
+    """Selection-half accuracy of every setting tried."""
+    synthetic_used: int
+    quota_surplus: dict[str, int]
+    dropped_disagreeing: int
+    label_counts: dict[str, int]
+    guard: GuardReport | None
+
+
+class RecipeResult(BaseModel):
+    """The records to train on (relabelled, quota-filled) and the report."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    records: list[SyntheticRecord]
+    training: Any
+    """The :class:`~mixaug.training.TrainingArguments` to train on the records with."""
+    report: RecipeReport
+    selection_set: list[Example]
+    guard_set: list[Example]
+
+
+def split_validation(
+    validation: Sequence[Example], share: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    """(selection, guard): a stratified, seeded split of ``validation``."""
+    by: dict[str, list[Example]] = {}
+    for e in validation:
+        by.setdefault(e.label, []).append(e)
+    rng = random.Random(seed * 7919 + 17)
+    sel: list[Example] = []
+    guard: list[Example] = []
+    for lab in sorted(by):
+        xs = list(by[lab])
+        rng.shuffle(xs)
+        cut = round(len(xs) * share)
+        guard += xs[:cut]
+        sel += xs[cut:]
+    if not sel or not guard:
+        msg = "the validation set is too small to split for the guard; give more examples"
+        raise DataError(msg)
+    return sel, guard
+
+
+def record_scores(records: Sequence[SyntheticRecord], labels: Sequence[str]) -> LMScores:
+    """LM label log-scores of records from their inline soft labels and label mass."""
+    logp = np.empty((len(records), len(labels)))
+    for r, rec in enumerate(records):
+        raw = rec.soft_label_raw or rec.soft_label
+        mass = max(rec.label_mass, 1e-6)
+        logp[r] = [math.log(max(raw.get(c, 0.0) * mass, 1e-30)) for c in labels]
+    return LMScores(logp)
+
+
+def anchored(
+    real: Sequence[Example], texts: Sequence[str], k: int, seed: int
+) -> list[tuple[list[Example], str]]:
+    """Each text with ``k`` random real anchors (never the text itself), seeded."""
+    rng = random.Random(seed)
+    out = []
+    for t in texts:
+        others = [e for e in real if e.text != t]
+        out.append((rng.sample(others, min(k, len(others))), t))
+    return out
+
+
+def _relabel(
+    records: Sequence[SyntheticRecord], probs: np.ndarray, labels: Sequence[str], hard: bool
+) -> list[SyntheticRecord]:
+    out = []
+    for rec, p in zip(records, probs, strict=True):
+        dist = {c: float(v) for c, v in zip(labels, p, strict=True)}
+        top = max(dist, key=lambda c: dist[c])
+        if hard:
+            dist = {c: 1.0 if c == top else 0.0 for c in labels}
+        else:
+            s = sum(dist.values())
+            dist = {c: v / s for c, v in dist.items()}
+            top = max(dist, key=lambda c: dist[c])
+        out.append(
+            rec.model_copy(
+                update={
+                    "soft_label": dist,
+                    "label": top,
+                    "soft_label_raw": rec.soft_label_raw or rec.soft_label,
+                }
+            )
+        )
+    return out
+
+
+class _Fit:
+    """Trains one classifier and scores it (shared encoder features)."""
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        args: TrainingArguments,
+        encoder: str | None,
+        cache: FeatureCache,
+    ) -> None:
+        self.labels = list(labels)
+        self.args = args
+        self.encoder = encoder
+        self.cache = cache
+
+    def __call__(
+        self,
+        real: Sequence[Example],
+        synthetic: Sequence[SyntheticRecord],
+        weight: float,
+        val: Sequence[Example],
+        seed: int,
+        evaluate: Sequence[Sequence[Example]] = (),
+    ) -> tuple[Any, list[float]]:
+        import torch
+
+        from mixaug.training import TextClassifier, TextDataset, Trainer
+
+        args = self.args.model_copy(update={"seed": seed, "synthetic_weight": weight})
+        torch.manual_seed(seed)
+        model = TextClassifier.from_encoder(
+            self.encoder, self.labels, max_length=args.max_length, share_encoder=True
+        )
+        train = TextDataset.build(list(real), list(synthetic), labels=self.labels)
+        vds = TextDataset.build(list(val), labels=self.labels)
+        trainer = Trainer(model, args, train, vds, feature_cache=self.cache)
+        trainer.train()
+        accs = [
+            trainer.evaluate(TextDataset.build(list(ev), labels=self.labels))["accuracy"]
+            for ev in evaluate
+        ]
+        return trainer, accs
+
+
+def run_recipe(
+    real: Sequence[Example],
+    validation: Sequence[Example],
+    records: Sequence[SyntheticRecord],
+    *,
+    llm: Any,
+    spec: TaskSpec,
+    config: RecipeConfig | None = None,
+    training: TrainingArguments | None = None,
+    encoder: str | None = None,
+    feature_cache: FeatureCache | None = None,
+    seed: int = 0,
+    record_lm: LMScores | None = None,
+    score: Callable[[list[tuple[list[Example], str]]], LMScores] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RecipeResult:
+    """Choose labeller, ratio, quota shape and weight on validation data; guard the result.
+
+    ``record_lm`` are the records' LM scores (default: from their inline soft labels);
+    ``score`` scores ``(anchors, text)`` pairs with the LM (default: :func:`score_texts`
+    on ``llm``; the bench passes a cached one).
+
+    Raises:
+        DataError: for no real examples, or a validation set too small to split.
+    """
+    cfg = config or RecipeConfig()
+    say = log or (lambda _: None)
+    labels = list(spec.label_names)
+    if not real:
+        msg = "the recipe needs real labelled examples"
+        raise DataError(msg)
+    from mixaug.training.args import TrainingArguments
+
+    args = (training or TrainingArguments(freeze_encoder=True, epochs=30, patience=5)).model_copy(
+        update={"freeze_encoder": True}
+    )
+    from mixaug.training.features import FeatureCache
+
+    cache = feature_cache or FeatureCache(per_text=True)
+    selection, guard = split_validation(validation, cfg.guard_share, seed)
+    fit = _Fit(labels, args, encoder, cache)
+    scorer = score or (lambda items: score_texts(llm, spec, items))
+
+    # -- the labeller, chosen on the selection half ------------------------------
+    rng = random.Random(seed + 1)
+    sel_lm = (
+        selection
+        if len(selection) <= cfg.selection_texts
+        else rng.sample(selection, cfg.selection_texts)
+    )
+    teachers: dict[str, Teacher] = {}
+    for name in cfg.teachers:
+        teachers[name] = Teacher(
+            name,
+            labels=labels,
+            encoder=encoder,
+            args=args.model_copy(update={"seed": seed}),
+            feature_cache=cache,
+        ).fit(real, selection)
+    sel_texts = [e.text for e in sel_lm]
+    sel_teacher = {n: t.predict(sel_texts) for n, t in teachers.items()}
+    val_prior = Counter(e.label for e in selection)
+    prior_vec = [val_prior[c] / len(selection) for c in labels]
+    try:
+        sel_scores: LMScores | None = scorer(anchored(real, sel_texts, cfg.k, seed))
+        real_scores = scorer(anchored(real, [e.text for e in real], cfg.k, seed + 2))
+    except ModelError as e:
+        # A model that cannot score texts: its labels can't be checked on validation,
+        # so only the teachers compete (or the LM's own labels, with no teacher).
+        say(f"the LM cannot score validation texts ({e}); choosing among teachers only")
+        sel_scores, real_scores = None, None
+    if sel_scores is None:
+        if teachers:
+            fake = LMScores(np.zeros((len(sel_texts), len(labels))))
+            labeller, choices = choose_labeller(
+                fake,
+                [e.label for e in sel_lm],
+                labels,
+                teachers=sel_teacher,
+                calibrations=["none"],
+            )
+            choices = [c for c in choices if c.config.lm_weight == 0]
+            best_cfg = choices[0].config
+            labeller = Labeller(best_cfg, labels=labels)
+        else:
+            labeller = Labeller(LabelMixConfig(calibration="none", teacher="none"), labels=labels)
+            choices = []
+    else:
+        labeller, choices = choose_labeller(
+            sel_scores,
+            [e.label for e in sel_lm],
+            labels,
+            teachers=sel_teacher,
+            real_scores=real_scores,
+            real_labels=[e.label for e in real],
+            calibrations=cfg.calibrations,
+        )
+    if cfg.labeller is not None:
+        labeller = Labeller(cfg.labeller, labels=labels)
+        if cfg.labeller.calibration == "hidden" and real_scores is not None:
+            labeller.fit_hidden(real_scores, [e.label for e in real])
+    chosen = next(
+        (c for c in choices if c.config == labeller.config),
+        None,
+    )
+    say(
+        f"labeller {labeller.config.describe()}: "
+        f"{'?' if chosen is None else f'{100 * chosen.accuracy:.1f}'}% on {len(sel_lm)} "
+        "selection texts"
+    )
+
+    # -- relabel the pool ------------------------------------------------------------
+    pool = list(records)
+    lm = record_lm if record_lm is not None else record_scores(pool, labels)
+    if labeller.config.calibration == "hidden" and lm.hidden is None:
+        lm = scorer([(list(r.anchors), r.text) for r in pool])
+    t_name = labeller.config.teacher
+    t_rows = teachers[t_name].predict([r.text for r in pool]) if t_name in teachers else None
+    if t_rows is None and t_name != "none" and pool:
+        extra = Teacher(t_name, labels=labels, encoder=encoder, args=args, feature_cache=cache)
+        t_rows = extra.fit(real, selection).predict([r.text for r in pool])
+    probs = labeller.combine(lm, t_rows) if pool else np.zeros((0, len(labels)))
+    drop = labeller.disagreements(lm, t_rows) if pool else np.zeros(0, dtype=bool)
+    relabelled = _relabel(pool, probs, labels, cfg.hard) if pool else []
+    kept_pool = [r for r, d in zip(relabelled, drop, strict=True) if not d]
+
+    # -- ratio / quota shape / weight, chosen on the selection half -------------------
+    counts = Counter(e.label for e in real)
+    real_prior = {c: counts[c] for c in labels}
+    _, base = fit(real, [], 1.0, selection, seed, [selection])
+    rows: list[dict[str, Any]] = [
+        {"ratio": 0, "prior": None, "weight": 0.0, "synthetic": 0, "accuracy": base[0]}
+    ]
+    best = rows[0] | {"records": []}
+    for prior in cfg.priors:
+        target = None if prior == "real" else {c: p for c, p in zip(labels, prior_vec, strict=True)}
+        for ratio in cfg.ratios:
+            if not cfg.quotas and prior != cfg.priors[0]:
+                continue  # without quotas the prior changes nothing
+            quotas = quotas_for(real_prior, ratio, target)
+            if cfg.quotas:
+                keep, surplus = fill_quotas([r.label for r in kept_pool], quotas)
+            else:
+                keep = list(range(min(len(kept_pool), sum(quotas.values()))))
+                surplus = Counter()
+            chosen_recs = [kept_pool[i] for i in keep]
+            if not chosen_recs:
+                continue
+            for w in cfg.weights:
+                _, acc = fit(real, chosen_recs, w, selection, seed, [selection])
+                row = {
+                    "ratio": ratio,
+                    "prior": prior,
+                    "weight": w,
+                    "synthetic": len(chosen_recs),
+                    "accuracy": acc[0],
+                    "surplus": dict(surplus),
+                }
+                rows.append(row)
+                better = acc[0] > best["accuracy"] + 1e-9
+                if better or (not cfg.fallback and best["weight"] == 0.0):
+                    best = row | {"records": chosen_recs}
+    say(
+        "chose "
+        + (
+            "the real data alone"
+            if best["weight"] == 0.0
+            else f"ratio {best['ratio']:g}, {best['prior']} prior, weight {best['weight']:g}"
+        )
+        + f" ({100 * best['accuracy']:.1f}% on {len(selection)} selection examples)"
+    )
+    used: list[SyntheticRecord] = best["records"]
+
+    # -- guard: with vs without, on the held-out half ---------------------------------
+    report = None
+    if cfg.guard:
+        report = guard_gain(
+            fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
+        )
+        say(report.verdict)
+    quotas = (
+        quotas_for(
+            real_prior,
+            float(best["ratio"]),
+            None if best["prior"] == "real" else dict(zip(labels, prior_vec, strict=True)),
+        )
+        if used
+        else {}
+    )
+    surplus_used: Counter[str] = Counter()
+    if used and cfg.quotas:
+        _, surplus_used = fill_quotas([r.label for r in kept_pool], quotas)
+    return RecipeResult(
+        records=used,
+        training=args.model_copy(update={"synthetic_weight": float(best["weight"]) or 1.0}),
+        report=RecipeReport(
+            labeller=labeller.config.describe(),
+            labeller_accuracy=round(chosen.accuracy, 4) if chosen else None,
+            labeller_candidates=[
+                {"name": c.name, "accuracy": round(c.accuracy, 4), "nll": round(c.nll, 4)}
+                for c in choices[:8]
+            ],
+            ratio=float(best["ratio"]) if used else None,
+            prior=best["prior"] if used else None,
+            weight=float(best["weight"]) if used else None,
+            selection=[{k: v for k, v in r.items() if k != "records"} for r in rows],
+            synthetic_used=len(used),
+            quota_surplus=dict(surplus_used),
+            dropped_disagreeing=int(drop.sum()),
+            label_counts=dict(sorted(Counter(r.label for r in used).items())),
+            guard=report,
+        ),
+        selection_set=selection,
+        guard_set=guard,
+    )
+
+
+def guard_gain(
+    fit: Callable[..., tuple[Any, list[float]]],
+    real: Sequence[Example],
+    synthetic: Sequence[SyntheticRecord],
+    weight: float,
+    selection: Sequence[Example],
+    guard: Sequence[Example],
+    seed: int,
+    seeds: int,
+) -> GuardReport:
+    """Accuracy on ``guard`` with and without ``synthetic``, over ``seeds`` training seeds."""
+    with_s: list[float] = []
+    without: list[float] = []
+    for i in range(seeds):
+        s = seed * 1000 + 101 + i
+        _, a = fit(real, [], 1.0, selection, s, [guard])
+        without.append(a[0])
+        if synthetic:
+            _, b = fit(real, synthetic, weight, selection, s, [guard])
+            with_s.append(b[0])
+        else:
+            with_s.append(a[0])
+    gains = [100 * (b - a) for a, b in zip(without, with_s, strict=True)]
+    gain = statistics.fmean(gains)
+    spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
+    n = len(guard)
+    if not synthetic:
+        verdict = (
+            "augmentation does not help here: no setting beat the real data alone on "
+            "validation, so no synthetic record is used"
+        )
+        helps = False
+    elif gain > spread and gain > 0:
+        verdict = (
+            f"augmentation helps: {gain:+.1f} ± {spread:.1f} points on {n} held-out "
+            "validation examples"
+        )
+        helps = True
+    elif gain > 0:
+        verdict = (
+            f"augmentation may help: {gain:+.1f} ± {spread:.1f} points on {n} held-out "
+            "validation examples (within the spread)"
+        )
+        helps = True
+    else:
+        verdict = (
+            f"augmentation does not help: {gain:+.1f} ± {spread:.1f} points on {n} held-out "
+            "validation examples; train on the real data alone"
+        )
+        helps = False
+    return GuardReport(
+        examples=n,
+        with_synthetic=[round(x, 5) for x in with_s],
+        without=[round(x, 5) for x in without],
+        gain=round(gain, 3),
+        spread=round(spread, 3),
+        verdict=verdict,
+        helps=helps,
+    )
+
+
+def choose_record_labeller(
+    real: Sequence[Example],
+    selection: Sequence[Example],
+    *,
+    llm: Any,
+    spec: TaskSpec,
+    seed: int = 0,
+    encoder: str | None = None,
+    teachers: Sequence[str] = ("classifier", "centroid"),
+    max_texts: int = 200,
+    k: int = 2,
+) -> tuple[Any, list[LabellerChoice]]:
+    """A :class:`~mixaug.labelmix.RecordLabeller` whose settings label ``selection`` best.
+
+    The LM scores up to ``max_texts`` selection texts as if generated; the winner's
+    bias and centroids are then fitted on the real examples, so records can be
+    labelled batch by batch.
+    """
+    from mixaug.labelmix import RecordLabeller, fit_record_labeller
+    from mixaug.training.features import FeatureCache
+
+    cache = FeatureCache(per_text=True)
+    rng = random.Random(seed + 1)
+    sel = list(selection) if len(selection) <= max_texts else rng.sample(list(selection), max_texts)
+    fitted = {
+        t: Teacher(t, labels=spec.label_names, encoder=encoder, feature_cache=cache).fit(  # type: ignore[arg-type]
+            real, selection
+        )
+        for t in teachers
+    }
+    texts = [e.text for e in sel]
+    scores = score_texts(llm, spec, anchored(real, texts, k, seed))
+    real_scores = score_texts(llm, spec, anchored(real, [e.text for e in real], k, seed + 2))
+    best, choices = choose_labeller(
+        scores,
+        [e.label for e in sel],
+        spec.label_names,
+        teachers={t: m.predict(texts) for t, m in fitted.items()},
+        real_scores=real_scores,
+        real_labels=[e.label for e in real],
+    )
+    cfg = best.config
+    lab = fit_record_labeller(
+        real, spec, llm, cfg.model_copy(update={"teacher": "none"}), seed=seed, k=k
+    )
+    return (
+        RecordLabeller(lab.labeller, teacher=fitted.get(cfg.teacher), llm=llm, spec=spec),
+        choices,
+    )
+
+
+def guard_records(
+    real: Sequence[Example],
+    validation: Sequence[Example],
+    records: Sequence[SyntheticRecord],
+    *,
+    labels: Sequence[str],
+    seed: int = 0,
+    weights: Sequence[float] = (0.5, 1.0),
+    seeds: int = 3,
+    share: float = 0.5,
+    training: TrainingArguments | None = None,
+    encoder: str | None = None,
+) -> tuple[GuardReport, float]:
+    """The guard for records already made: (report, the synthetic weight it chose).
+
+    The weight is chosen on one half of ``validation`` (frozen encoder + 2 FC), the
+    gain measured on the other half with ``seeds`` training seeds.
+    """
+    sel, held = split_validation(validation, share, seed)
+    from mixaug.training.args import TrainingArguments
+
+    args = (training or TrainingArguments(freeze_encoder=True, epochs=30, patience=5)).model_copy(
+        update={"freeze_encoder": True}
+    )
+    from mixaug.training.features import FeatureCache
+
+    fit = _Fit(labels, args, encoder, FeatureCache(per_text=True))
+    _, base = fit(real, [], 1.0, sel, seed, [sel])
+    best_w, best_acc = 1.0, -1.0
+    for w in weights:
+        _, acc = fit(real, list(records), w, sel, seed, [sel])
+        if acc[0] > best_acc:
+            best_w, best_acc = w, acc[0]
+    report = guard_gain(fit, real, list(records), best_w, sel, held, seed, seeds)
+    return report, best_w

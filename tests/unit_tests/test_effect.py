@@ -1,0 +1,339 @@
+"""The effect steps: calibration on a pool, the teacher mix, quotas, targeted anchors, guard."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fakes import REVIEWS, fake_chat, labelled_reply, write_jsonl
+
+import mixaug.augmentation
+from mixaug import get_spec
+from mixaug.augmentation import augment
+from mixaug.calibration import (
+    apply_bias,
+    batch_bias,
+    centroid_probs,
+    class_centroids,
+    em_prior,
+    match_prior,
+)
+from mixaug.cli import _quotas, main
+from mixaug.config import LabelMixConfig
+from mixaug.labelmix import Labeller, choose_labeller, fill_quotas, quotas_for
+from mixaug.lmscores import LMScores
+from mixaug.recipe import GuardReport, guard_gain, split_validation
+from mixaug.records import Example
+from mixaug.selectors import TargetedAnchorSelector, make_selector
+
+# -- calibration on a pool ---------------------------------------------------------
+
+
+def test_batch_bias_removes_a_constant_lean() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, 400)
+    clean = np.where(truth[:, None] == np.arange(2), 1.5, -1.5) + rng.normal(0, 1, (400, 2))
+    biased = clean + np.array([4.0, 0.0])  # the model leans to class 0
+    raw_acc = (biased.argmax(1) == truth).mean()
+    cal = apply_bias(biased, batch_bias(biased))
+    assert raw_acc < 0.75
+    assert (cal.argmax(1) == truth).mean() > 0.9
+    np.testing.assert_allclose(cal.sum(1), 1.0)
+
+
+def test_batch_bias_with_labels_is_class_balanced() -> None:
+    # 9 of 10 rows are class 0: the plain mean leans to it, the class-balanced one does not.
+    logp = np.log(np.array([[0.8, 0.2]] * 9 + [[0.2, 0.8]]))
+    plain = batch_bias(logp)
+    balanced = batch_bias(logp, [0] * 9 + [1])
+    assert plain[0] - plain[1] > 1.0
+    assert abs(balanced[0] - balanced[1]) < 1e-9
+
+
+def test_em_prior_recovers_a_shifted_prior() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random(4000) < 0.8).astype(int)  # 80 % class 1
+    x = rng.normal(np.where(y == 1, 1.0, -1.0), 1.0)
+    p1 = 1 / (1 + np.exp(-2 * x))  # the exact posterior under a uniform prior
+    prior, adjusted = em_prior(np.stack([1 - p1, p1], axis=1))
+    assert abs(prior[1] - 0.8) < 0.04
+    np.testing.assert_allclose(adjusted.mean(0), prior, atol=1e-6)
+
+
+def test_match_prior_hits_the_target_and_keeps_row_order() -> None:
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+    q = match_prior(p, np.array([0.5, 0.5]))
+    np.testing.assert_allclose(q.mean(0), [0.5, 0.5], atol=1e-5)
+    assert list(np.argsort(q[:, 0])) == list(np.argsort(p[:, 0]))
+
+
+def test_centroid_probs_label_by_the_nearest_class() -> None:
+    states = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    cents = class_centroids(states, [0, 0, 1, 1], 2)
+    probs = centroid_probs(np.array([[0.8, 0.3], [0.2, 1.0]]), cents, temperature=0.1)
+    assert probs.argmax(1).tolist() == [0, 1]
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+
+
+# -- the labeller ------------------------------------------------------------------
+
+
+def test_product_of_experts_weights() -> None:
+    lm = np.log(np.array([[0.9, 0.1]]))
+    teacher = np.array([[0.2, 0.8]])
+    both = Labeller(LabelMixConfig(calibration="none"), labels=["a", "b"]).combine(lm, teacher)
+    # 0.9*0.2 vs 0.1*0.8, normalised.
+    np.testing.assert_allclose(both, [[0.18 / 0.26, 0.08 / 0.26]])
+    only_t = Labeller(LabelMixConfig(calibration="none", lm_weight=0.0), labels=["a", "b"]).combine(
+        lm, teacher
+    )
+    np.testing.assert_allclose(only_t, teacher)
+    only_lm = Labeller(
+        LabelMixConfig(calibration="none", teacher="none"), labels=["a", "b"]
+    ).combine(lm, teacher)
+    np.testing.assert_allclose(only_lm, [[0.9, 0.1]])
+
+
+def test_agreement_drops_disagreeing_rows() -> None:
+    lab = Labeller(LabelMixConfig(calibration="none", agreement=True), labels=["a", "b"])
+    lm = np.log(np.array([[0.9, 0.1], [0.2, 0.8]]))
+    teacher = np.array([[0.6, 0.4], [0.7, 0.3]])
+    assert lab.disagreements(lm, teacher).tolist() == [False, True]
+
+
+def test_choose_labeller_trusts_whoever_labels_validation_right() -> None:
+    y = np.array([0, 1] * 50)
+    gold = ["a" if v == 0 else "b" for v in y]
+    right = np.where(y[:, None] == np.arange(2), 0.8, 0.2)
+    wrong = np.full((100, 2), 0.5) + np.where(np.arange(100)[:, None] % 3 == 0, 0.2, -0.2) * [
+        1,
+        -1,
+    ]
+    # An LM that is right and a teacher that is noise: the LM wins, and back.
+    lab, _ = choose_labeller(
+        LMScores(np.log(right)), gold, ["a", "b"], teachers={"classifier": wrong}
+    )
+    assert lab.config.lm_weight > 0 and (lab.config.teacher == "none" or lab.config.lm_weight >= 1)
+    lab, choices = choose_labeller(
+        LMScores(np.log(wrong)), gold, ["a", "b"], teachers={"classifier": right}
+    )
+    assert lab.config.lm_weight == 0 and lab.config.teacher == "classifier"
+    assert choices[0].accuracy == 1.0
+    # Without hidden states, hidden-state calibration is not a candidate.
+    assert not any(c.config.calibration == "hidden" for c in choices)
+
+
+def test_quotas_and_fill() -> None:
+    assert quotas_for({"a": 2, "b": 4}, 2.0) == {"a": 4, "b": 8}
+    assert quotas_for({"a": 5, "b": 5}, 1.0, {"a": 0.7, "b": 0.3}) == {"a": 7, "b": 3}
+    kept, surplus = fill_quotas(["a", "a", "a", "b", "a", "b"], {"a": 2, "b": 1})
+    assert kept == [0, 1, 3] and surplus == Counter({"a": 2, "b": 1})
+
+
+def test_cli_quotas_sum_to_n() -> None:
+    ex = [Example(text=f"t{i}", label="a" if i < 7 else "b") for i in range(10)]
+    assert _quotas("real", 10, ex, ["a", "b"]) == {"a": 7, "b": 3}
+    assert _quotas("uniform", 5, ex, ["a", "b", "c"]) == {"a": 2, "b": 2, "c": 1}
+    assert sum(_quotas("real", 11, ex, ["a", "b"]).values()) == 11  # type: ignore[union-attr]
+    assert _quotas("off", 10, ex, ["a", "b"]) is None
+
+
+# -- targeted anchors and quotas inside augment -----------------------------------------
+
+
+def _pool() -> list[dict[str, str]]:
+    return [{"text": t, "label": lab} for t, lab in REVIEWS]
+
+
+def test_targeted_selector_honours_the_hint_and_takes_turns() -> None:
+    sel = TargetedAnchorSelector(_pool(), k=2, seed=0)
+    assert {a["label"] for a in sel.select_examples({"label": "negative"})} == {"negative"}
+    turns = [sel.select_examples({})[-1]["label"] for _ in range(4)]
+    assert turns == ["negative", "positive", "negative", "positive"]
+    state = sel.get_state()
+    a = sel.select_examples({})
+    sel.set_state(state)
+    assert sel.select_examples({}) == a
+    assert make_selector("targeted", [Example(**p) for p in _pool()], k=2).strategy == "targeted"
+
+
+def test_targeted_selector_puts_the_only_member_last() -> None:
+    pool = [*_pool(), {"text": "what a strange one", "label": "odd"}]
+    sel = TargetedAnchorSelector(pool, k=2, seed=3)
+    anchors = sel.select_examples({"label": "odd"})
+    assert len(anchors) == 2 and anchors[-1]["label"] == "odd" and anchors[0]["label"] != "odd"
+
+
+def _replies(labels: list[str]) -> list[Any]:
+    probs = {
+        "positive": {" positive": 0.8, " negative": 0.2},
+        "negative": {" positive": 0.2, " negative": 0.8},
+    }
+    texts = {
+        "positive": "a bright, warm and very funny comedy with a sharp cast",
+        "negative": "a dull, lazy and noisy sequel that never finds its story",
+    }
+    return [labelled_reply(f"{texts[lab]} {i}", lab, probs[lab]) for i, lab in enumerate(labels)]
+
+
+def test_augment_fills_quotas_of_the_final_label() -> None:
+    llm = fake_chat(_replies(["positive"] * 6 + ["negative"] * 6))
+    pool = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    sel = TargetedAnchorSelector(pool, k=2, seed=0)
+    res = augment(
+        pool,
+        get_spec("sst2"),
+        llm,
+        n=99,
+        quotas={"positive": 2, "negative": 3},
+        selector=sel,
+        batch_size=4,
+    )
+    assert Counter(r.label for r in res.records) == {"positive": 2, "negative": 3}
+    assert res.quota_surplus["positive"] == 4  # the full class's surplus is counted
+    assert res.complete
+
+
+def test_augment_labeller_relabels_and_rejects() -> None:
+    llm = fake_chat(_replies(["positive"] * 8))
+    pool = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    rejected: list[Any] = []
+
+    def labeller(records: list[Any]) -> tuple[list[Any], list[tuple[Any, str]]]:
+        kept, dropped = [], []
+        for r in records:
+            if r.text.endswith(" 0"):
+                dropped.append((r, "teacher_disagrees"))
+                continue
+            soft = {"positive": 0.3, "negative": 0.7}
+            kept.append(r.model_copy(update={"soft_label": soft, "label": "negative"}))
+        return kept, dropped
+
+    res = augment(
+        pool,
+        get_spec("sst2"),
+        llm,
+        n=3,
+        labeller=labeller,
+        batch_size=4,
+        on_reject=lambda rows: rejected.extend(rows),
+    )
+    assert all(r.label == "negative" for r in res.records) and len(res.records) == 3
+    assert res.relabelled == 3
+    assert res.failures["teacher_disagrees"] == 1
+    assert rejected[0].reasons == ["teacher_disagrees"]
+
+
+def test_augment_rejects_quotas_of_unknown_labels() -> None:
+    with pytest.raises(mixaug.errors.MixaugError, match="quotas"):
+        augment(
+            [Example(text="a", label="positive")] * 3,
+            get_spec("sst2"),
+            fake_chat([]),
+            n=1,
+            quotas={"joyful": 2},
+        )
+
+
+# -- the guard -----------------------------------------------------------------------
+
+
+def test_split_validation_is_stratified_and_disjoint() -> None:
+    val = [Example(text=f"v{i}", label="a" if i % 4 else "b") for i in range(40)]
+    sel, guard = split_validation(val, 0.5, seed=1)
+    assert not {e.text for e in sel} & {e.text for e in guard}
+    assert len(sel) + len(guard) == 40
+    assert Counter(e.label for e in guard) == {"a": 15, "b": 5}
+    assert split_validation(val, 0.5, seed=1) == (sel, guard)
+
+
+def _stub_fit(gain: float) -> Any:
+    calls = []
+
+    def fit(real: Any, syn: Any, weight: float, val: Any, seed: int, ev: Any) -> Any:
+        calls.append(seed)
+        base = 0.60 + 0.01 * (seed % 3)
+        return None, [base + (gain if syn else 0.0)]
+
+    return fit
+
+
+def test_guard_says_plainly_when_augmentation_hurts_or_helps() -> None:
+    real = [Example(text="r", label="a")]
+    syn: list[Any] = ["x"]
+    val = [Example(text="v", label="a")]
+    hurt = guard_gain(_stub_fit(-0.05), real, syn, 1.0, val, val, 0, 3)
+    assert isinstance(hurt, GuardReport) and not hurt.helps
+    assert hurt.gain == pytest.approx(-5.0) and "does not help" in hurt.verdict
+    helps = guard_gain(_stub_fit(0.04), real, syn, 1.0, val, val, 0, 3)
+    assert (
+        helps.helps
+        and helps.gain == pytest.approx(4.0)
+        and helps.verdict.startswith("augmentation helps")
+    )
+    none = guard_gain(_stub_fit(0.0), real, [], 1.0, val, val, 0, 2)
+    assert not none.helps and none.gain == 0.0 and "no synthetic record" in none.verdict
+
+
+# -- the CLI ---------------------------------------------------------------------------
+
+
+def test_augment_cli_default_recipe_fills_quotas(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
+    llm = fake_chat(_replies(["positive", "negative"] * 20))
+    monkeypatch.setattr(mixaug.augmentation, "build_llm", lambda *a, **k: llm)
+    out = tmp_path / "syn.jsonl"
+    code = main(
+        [
+            "augment",
+            "--data",
+            str(data),
+            "--task",
+            "sst2",
+            "--n",
+            "4",
+            "--out",
+            str(out),
+            "--json",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["quotas"] == {"positive": 2, "negative": 2}
+    assert Counter(json.loads(x)["label"] for x in out.read_text().splitlines()) == {
+        "positive": 2,
+        "negative": 2,
+    }
+    # The fake cannot score texts, so the LM part stays uncalibrated; the teacher joins.
+    assert summary["labeller"].startswith("lm[none]xcentroid")
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert all(r["teacher_label"] is not None and r["soft_label_raw"] for r in rows)
+    assert all(r["anchor_strategy"] == "targeted" for r in rows)
+
+
+def test_augment_cli_guard_needs_validation(reviews_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "syn.jsonl"
+    code = main(
+        [
+            "augment",
+            "--data",
+            str(reviews_file),
+            "--task",
+            "sst2",
+            "--n",
+            "4",
+            "--out",
+            str(out),
+            "--guard",
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert not out.exists() and not (tmp_path / "syn.manifest.json").exists()
