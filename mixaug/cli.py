@@ -662,12 +662,10 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     labels["synthetic_weight"] = rep.weight if rep.weight is not None else 0.0
     if rep.prior == "validation":
         labels["quotas"] = "val"
-    document = {
-        "task": spec.name if not isinstance(task, dict) else task,
-        "n": 0 if rep.ratio is None else math.ceil(rep.ratio * len(examples)),
-        "anchors": {"strategy": "targeted"},
-        "labels": labels,
-    }
+    document: dict[str, Any] = {"task": spec.name if not isinstance(task, dict) else task}
+    if rep.ratio is not None:  # none when the real data alone won: no n to suggest
+        document["n"] = math.ceil(rep.ratio * len(examples))
+    document |= {"anchors": {"strategy": "targeted"}, "labels": labels}
     header = (
         f"# mixaug recipe for {args.data} (validation {args.val}, seed {cfg.seed}).\n"
         f"# labeller {rep.labeller}"

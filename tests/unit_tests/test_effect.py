@@ -337,3 +337,29 @@ def test_augment_cli_guard_needs_validation(reviews_file: Path, tmp_path: Path) 
     )
     assert code == 2
     assert not out.exists() and not (tmp_path / "syn.manifest.json").exists()
+
+
+def test_recipe_cli_writes_a_config_that_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mixaug.config import load_config
+
+    data = write_jsonl(tmp_path / "train.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
+    val_rows = [{"text": f"{t} again", "label": lab} for t, lab in REVIEWS]
+    val = write_jsonl(tmp_path / "val.jsonl", val_rows * 2)
+    llm = fake_chat(_replies(["positive", "negative"] * 30))
+    monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: llm)
+    monkeypatch.setattr(mixaug.augmentation, "build_llm", lambda *a, **k: llm)
+    out = tmp_path / "recipe.yaml"
+    args = ["recipe", "--data", str(data), "--val", str(val), "--task", "sst2", "--out",
+            str(out), "--ratio", "2", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    cfg = load_config(out)  # the written config is a valid mixaug config
+    assert cfg.anchors.strategy == "targeted"
+    report = json.loads((tmp_path / "recipe.report.json").read_text())
+    assert report["guard"]["examples"] > 0 and printed["labeller"] == report["labeller"]
+    assert main(args) == 2  # never overwritten without --overwrite
+    same = ["recipe", "--data", str(data), "--val", str(val), "--task", "sst2", "--out",
+            str(data), "--overwrite", "--quiet"]  # fmt: skip
+    assert main(same) == 2 and data.read_text().count("\n") == len(REVIEWS)
