@@ -108,6 +108,19 @@ def cmd_augment(args: argparse.Namespace) -> int:
     elif eval_files:
         msg = "--eval is for the filter's leakage check; add a 'filter:' section to the config."
         raise ConfigError(msg)
+    from mixaug.config import LabelsConfig
+
+    if (
+        cfg.prompt.family != "mix"
+        and cfg.labels == LabelsConfig()
+        and args.quotas is None
+        and getattr(args, "labels", None) is None
+    ):
+        # The recipe was measured on GPT3Mix prompts; the other families keep their own
+        # labels unless quotas or a labeller are asked for.
+        cfg = cfg.model_copy(
+            update={"labels": cfg.labels.model_copy(update={"quotas": "off", "labeller": None})}
+        )
     if getattr(args, "labels", None) == "lm":
         cfg = cfg.model_copy(
             update={"labels": cfg.labels.model_copy(update={"quotas": "off", "labeller": None})}
