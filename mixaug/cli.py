@@ -138,6 +138,10 @@ def cmd_augment(args: argparse.Namespace) -> int:
         check_labels(val_examples, spec)
         settings["val"] = file_hash(args.val)
         settings["guard"] = bool(args.guard)
+    if args.guard:
+        from mixaug.recipe import split_validation
+
+        split_validation(val_examples, 0.5, cfg.seed)  # too small to split: refused now
     if cfg.labels.quotas == "val" and not val_examples:
         msg = "quotas 'val' spread n like the validation data's classes: pass --val FILE."
         raise ConfigError(msg)
