@@ -432,18 +432,7 @@ def run_recipe(
             fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
         )
         say(report.verdict)
-    quotas = (
-        quotas_for(
-            real_prior,
-            float(best["ratio"]),
-            None if best["prior"] == "real" else dict(zip(labels, prior_vec, strict=True)),
-        )
-        if used
-        else {}
-    )
-    surplus_used: Counter[str] = Counter()
-    if used and cfg.quotas:
-        _, surplus_used = fill_quotas([r.label for r in kept_pool], quotas)
+    surplus_used: Counter[str] = Counter(best.get("surplus", {})) if used else Counter()
     return RecipeResult(
         records=used,
         training=args.model_copy(update={"synthetic_weight": float(best["weight"]) or 1.0}),

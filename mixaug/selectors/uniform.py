@@ -68,18 +68,8 @@ class RandomAnchorSelector(_PoolSelector):
         return self._rng.sample(self.examples, self.k)
 
 
-class BalancedAnchorSelector(_PoolSelector):
-    """Class-balanced draws: k different classes (cycling when k > classes), one anchor each.
-
-    Example:
-        >>> pool = [{"text": t, "label": lab} for t, lab in
-        ...         [("a", "x"), ("b", "x"), ("c", "x"), ("d", "y")]]
-        >>> sel = BalancedAnchorSelector(pool, k=2, seed=1)
-        >>> sorted(a["label"] for a in sel.select_examples({}))
-        ['x', 'y']
-    """
-
-    strategy = "balanced"
+class _ByLabelSelector(_PoolSelector):
+    """A pool selector that also keeps its examples grouped by label."""
 
     def __init__(
         self,
@@ -99,6 +89,20 @@ class BalancedAnchorSelector(_PoolSelector):
         self.examples.append(dict(example))
         self._by_label.setdefault(str(example["label"]), []).append(dict(example))
         self._labels = sorted(self._by_label)
+
+
+class BalancedAnchorSelector(_ByLabelSelector):
+    """Class-balanced draws: k different classes (cycling when k > classes), one anchor each.
+
+    Example:
+        >>> pool = [{"text": t, "label": lab} for t, lab in
+        ...         [("a", "x"), ("b", "x"), ("c", "x"), ("d", "y")]]
+        >>> sel = BalancedAnchorSelector(pool, k=2, seed=1)
+        >>> sorted(a["label"] for a in sel.select_examples({}))
+        ['x', 'y']
+    """
+
+    strategy = "balanced"
 
     @override
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
@@ -122,7 +126,7 @@ class BalancedAnchorSelector(_PoolSelector):
         return chosen
 
 
-class TargetedAnchorSelector(_PoolSelector):
+class TargetedAnchorSelector(_ByLabelSelector):
     """Anchors aimed at one class: up to k of it (placed last), the rest from other classes.
 
     The class is ``input_variables["label"]`` when given (``augment`` passes the class
@@ -147,17 +151,7 @@ class TargetedAnchorSelector(_PoolSelector):
         index: AnchorIndex | None = None,
     ) -> None:
         super().__init__(examples, k, seed, index)
-        self._by_label: dict[str, list[dict[str, Any]]] = {}
-        for e in self.examples:
-            self._by_label.setdefault(str(e["label"]), []).append(e)
-        self._labels = sorted(self._by_label)
         self._turn = 0
-
-    @override
-    def add_example(self, example: dict[str, str]) -> None:
-        self.examples.append(dict(example))
-        self._by_label.setdefault(str(example["label"]), []).append(dict(example))
-        self._labels = sorted(self._by_label)
 
     @override
     def get_state(self) -> list[Any]:
