@@ -36,6 +36,7 @@ from mixaug.errors import MixaugError, ParseFailure
 from mixaug.filtering import FilterSummary, RecordFilter, Rejected
 from mixaug.providers import build_llm
 from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord
+from mixaug.redact import redact
 from mixaug.runstate import Restored, RunConflict, RunFiles
 from mixaug.selectors import AnchorSelector, RandomAnchorSelector
 from mixaug.specs import TaskSpec
@@ -358,7 +359,7 @@ def augment(
                 errors_here += 1
                 result.failures["generation_error"] += per_prompt
                 if len(result.errors) < 5:
-                    result.errors.append(f"{type(out).__name__}: {out}")
+                    result.errors.append(redact(f"{type(out).__name__}: {out}"))
                 continue
             if len(out) < per_prompt:
                 result.failures["short_list"] += per_prompt - len(out)

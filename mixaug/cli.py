@@ -25,30 +25,35 @@ def _out(line: str = "") -> None:
 
 
 def _err(line: str) -> None:
-    sys.stderr.write(line + "\n")
+    from mixaug.redact import redact
+
+    sys.stderr.write(redact(line) + "\n")
     sys.stderr.flush()
 
 
-def _writable(out: Path) -> None:
-    from mixaug.errors import ConfigError
+def _check_model(llm: Any) -> None:
+    """Refuse a local model that is not there (no weights load here)."""
+    if llm.provider in ("local", "huggingface"):
+        from mixaug.models.registry import check_model_ref
 
-    if out.is_dir():
-        example = str(out / "records.jsonl")
-        msg = f"--out {str(out)!r} is a folder; give a file path such as {example!r}."
-        raise ConfigError(msg)
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        msg = (
-            f"Cannot write to {str(out)!r}: {str(parent)!r} is not a writable folder; "
-            "choose another --out."
-        )
-        raise ConfigError(msg)
+        check_model_ref(llm.model)
+
+
+def _writable(raw: str | Path, flag: str = "--out") -> Path:
+    from mixaug.paths import check_out_file
+
+    return check_out_file(raw, flag)
 
 
 def cmd_augment(args: argparse.Namespace) -> int:
     """``mixaug augment``: validate everything, then generate and write records."""
+    from mixaug.paths import LockSet
+
+    with LockSet() as locks:
+        return _augment(args, locks)
+
+
+def _augment(args: argparse.Namespace, locks: Any) -> int:
     from mixaug.augmentation import (
         GenerationAborted,
         JsonlWriter,
@@ -86,16 +91,28 @@ def cmd_augment(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
     check_strategy(cfg.anchors.strategy)
+    if not args.dry_run:
+        _check_model(cfg.llm)
     examples = load_examples(args.data)
     spec = check_labels(examples, spec)
-    out = Path(args.out)
-    _writable(out)
+    out = _writable(args.out)
     summary_file = summary_path(out)
 
     # Read-only checks of what the output path already holds come first: a finished
     # or conflicting run is answered before the pool is embedded or a model built.
     files = RunFiles(out)
     eval_files = list(args.eval or [])
+    from mixaug.paths import check_side_files, refuse_inputs
+
+    written = {"--out": out} | {
+        f"--out's {p.name[len(out.stem) :] or p.name}": p for p in files.all()[1:]
+    }
+    refuse_inputs(
+        written,
+        {"--data": args.data, "--val": args.val, "--config": args.config}
+        | {f"--eval {p}": p for p in eval_files},
+    )
+    check_side_files([*files.all()[1:], summary_file])
     eval_examples = [e for path in eval_files for e in load_examples(path)]
     settings = {
         "config": cfg.model_dump(mode="json", exclude={"loop"}),
@@ -172,6 +189,7 @@ def cmd_augment(args: argparse.Namespace) -> int:
                 "command again to resume it, or pass --overwrite to start this one."
             )
             raise RunConflict(msg)
+    locks.take(out)  # a second run on this --out is refused from here on
 
     if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
         _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
@@ -489,13 +507,25 @@ def cmd_filter(args: argparse.Namespace) -> int:
             msg = f"--threshold must be a cosine in (0, 1], got {args.threshold}."
             raise ConfigError(msg)
         fcfg.dedup.threshold = args.threshold
-    src, out, rejects = Path(args.input), Path(args.out), Path(args.rejects)
-    paths = {"input": src.resolve(), "--out": out.resolve(), "--rejects": rejects.resolve()}
-    if len(set(paths.values())) < 3:
-        msg = "IN, --out and --rejects must be three different files."
+    from mixaug.paths import check_side_files, refuse_inputs
+
+    src = Path(args.input)
+    out, rejects = _writable(args.out), _writable(args.rejects, "--rejects")
+    summary_file = summary_path(out)
+    if out.resolve() == rejects.resolve():
+        msg = "--out and --rejects must be two different files."
         raise ConfigError(msg)
-    for flag, target in (("--out", out), ("--rejects", rejects)):
-        _writable(target)
+    written = {"--out": out, "--rejects": rejects, "--out's summary": summary_file}
+    refuse_inputs(
+        written,
+        {"IN": src, "--train": args.train, "--config": args.config}
+        | {f"--eval {p}": p for p in args.eval or []},
+    )
+    if rejects.resolve() == summary_file.resolve():
+        msg = f"--rejects {str(rejects)!r} is where --out's summary goes; choose another path."
+        raise ConfigError(msg)
+    check_side_files([summary_file])
+    for flag, target in written.items():
         if target.exists() and not args.overwrite:
             msg = f"{flag} {str(target)!r} already exists; pass --overwrite or choose another path."
             raise ConfigError(msg)
@@ -548,7 +578,6 @@ def cmd_filter(args: argparse.Namespace) -> int:
         "rejects_file": str(rejects),
         "total_seconds": round(time.perf_counter() - started, 2),
     }
-    summary_file = summary_path(out)
     write_json_atomic(summary_file, summary)
     if args.json:
         _out(json.dumps(summary))
@@ -628,12 +657,12 @@ def cmd_recipe(args: argparse.Namespace) -> int:
         msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
         raise ConfigError(msg)
     spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    _check_model(cfg.llm)
     examples = load_examples(args.data)
     spec = check_labels(examples, spec)
     val = load_examples(args.val)
     check_labels(val, spec)
-    out = Path(args.out)
-    _writable(out)
+    out = _writable(args.out)
     report_file = out.with_name(out.stem + ".report.json")
     for path in (out, report_file):
         if path.exists() and not args.overwrite:
@@ -710,18 +739,35 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``mixaug train``: train the classifier on real (+ synthetic) data; print metrics."""
+    from mixaug.paths import LockSet
+
+    with LockSet() as locks:
+        return _train(args, locks)
+
+
+def _train(args: argparse.Namespace, locks: Any) -> int:
     from mixaug.data import check_labels, load_examples, load_records
     from mixaug.errors import ConfigError
+    from mixaug.paths import check_out_folder, mark_folder, replace_folder, staging_folder
     from mixaug.specs import get_spec
     from mixaug.training import TextClassifier, TextDataset, Trainer
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        msg = f"--out {str(out)!r} is a file; give a folder for the trained model."
-        raise ConfigError(msg)
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        msg = f"--out {str(out)!r} is not empty; pass --overwrite or choose another folder."
-        raise ConfigError(msg)
+    out = check_out_folder(args.out, overwrite=args.overwrite)
+    _inputs_outside(
+        out,
+        {
+            "--train": args.train,
+            "--eval": args.eval,
+            "--val": args.val,
+            "--synthetic": args.synthetic,
+            "--encoder": args.encoder,
+        },  # fmt: skip
+    )
+    if args.encoder is not None:
+        from mixaug.training.model import check_encoder
+
+        check_encoder(args.encoder)
+    locks.take(out)
     train = load_examples(args.train)
     evaluation = load_examples(args.eval)
     validation = load_examples(args.val) if args.val else None
@@ -747,17 +793,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(model, targs, train_ds, val_ds)
     result = trainer.train()
     metrics = trainer.evaluate(eval_ds)
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
+    staged = staging_folder(out)
+    try:
+        model.save(staged)
+        mark_folder(staged, "train")
+    except BaseException:
         import shutil
 
-        shutil.rmtree(tmp)
-    model.save(tmp)
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    replace_folder(staged, out)
     report = {
         **metrics,
         "train_examples": len(train_ds),
@@ -772,6 +817,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _out(json.dumps(report))
     return 0
+
+
+def _inputs_outside(out: Path, inputs: dict[str, Any]) -> None:
+    """Refuse an output folder that holds (or is) one of the inputs."""
+    from mixaug.errors import ConfigError
+
+    for flag, value in inputs.items():
+        if value is None:
+            continue
+        src = Path(value).expanduser().resolve()
+        if src.is_relative_to(out):
+            msg = (
+                f"--out {str(out)!r} holds {flag} {str(value)!r}; mixaug never replaces a "
+                "folder with its inputs in it: choose another --out."
+            )
+            raise ConfigError(msg)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -810,14 +871,54 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValidationError as e:
         msg = f"Invalid bench settings: {describe_validation_error(e)}."
         raise ConfigError(msg) from None
+    out = _results_folder(args.out)
+    if args.encoder is not None:
+        from mixaug.training.model import check_encoder
+
+        check_encoder(args.encoder)
+    if any(
+        m.startswith(("mix", "abl", "para", "instruct", "fewshot", "boundary")) for m in methods
+    ):
+        _check_model(cfg.llm)
     say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
-    summary = run_bench(bench_cfg, log=say, progress=not args.quiet)
+    from mixaug.paths import LockSet
+
+    with LockSet() as locks:
+        locks.take(out)
+        summary = run_bench(bench_cfg, log=say, progress=not args.quiet)
     _out(json.dumps({k: v for k, v in summary.items() if k != "config"}))
     return 0
 
 
+def _results_folder(raw: str) -> Path:
+    """A folder a command adds results to (never deletes): not a file, not under one."""
+    from mixaug.errors import ConfigError
+
+    out = Path(raw).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        msg = f"--out {raw!r} is a file; give a folder for the results."
+        raise ConfigError(msg)
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        msg = f"--out {raw!r} is under {str(parent)!r}, which is a file; give a folder."
+        raise ConfigError(msg)
+    if not os.access(parent, os.W_OK):
+        msg = f"Cannot write to {raw!r}: {str(parent)!r} is not writable."
+        raise ConfigError(msg)
+    return out
+
+
 def cmd_loop(args: argparse.Namespace) -> int:
     """``mixaug loop``: augmentation in rounds, aimed by a quick classifier; resumable."""
+    from mixaug.paths import LockSet
+
+    with LockSet() as locks:
+        return _loop(args, locks)
+
+
+def _loop(args: argparse.Namespace, locks: Any) -> int:
     from mixaug.config import FilterConfig, apply_overrides, load_config
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
@@ -842,6 +943,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
         msg = "Which task? Pass --task (e.g. sst2, trec6, or a spec .yaml)."
         raise ConfigError(msg)
     spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    _check_model(cfg.llm)
     train = load_examples(args.data)
     validation = load_examples(args.eval)
     spec = check_labels(train, spec)
@@ -849,16 +951,22 @@ def cmd_loop(args: argparse.Namespace) -> int:
     if len({e.label for e in train}) < 2:
         msg = "The loop's classifier needs training examples of at least two labels."
         raise ConfigError(msg)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        msg = f"--out {out} is a file; the loop writes a folder."
-        raise ConfigError(msg)
+    out = _results_folder(args.out)
+    _inputs_outside(out, {"--data": args.data, "--eval": args.eval, "--config": args.config})
     settings = {
         "config": cfg.model_dump(mode="json"),
         "task": spec.model_dump(mode="json"),
         "data": file_hash(args.data),
         "eval": file_hash(args.eval),
     }
+    from mixaug.loop.runner import check_loop_out
+
+    check_loop_out(out, settings, overwrite=args.overwrite)  # before any model loads
+    if args.encoder is not None:
+        from mixaug.training.model import check_encoder
+
+        check_encoder(args.encoder)
+    locks.take(out)
     say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
     llm = build_llm(cfg.llm, seed=cfg.seed)
     scorer = build_scorer(cfg.llm, llm)
@@ -1236,12 +1344,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "quiet", False):
+        # Before transformers or huggingface_hub is imported: no loading bars either.
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         _positive(args)
         return int(args.func(args))
     except MixaugError as e:
         _err(f"mixaug: error: {e}")
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        _err(
+            "mixaug: interrupted; finished outputs are untouched and a resumable run "
+            "goes on when the same command runs again."
+        )
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

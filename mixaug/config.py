@@ -12,11 +12,25 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from mixaug.errors import ConfigError, describe_validation_error
 from mixaug.models.registry import DEFAULT_MODEL
+from mixaug.redact import redact_url
 from mixaug.yamlfile import read_yaml
+
+MAX_SEED = 2**32 - 1
+"""Largest seed accepted."""
+
+MAX_N = 1_000_000
+"""Most records one ``augment`` run makes; split bigger jobs over several ``--out``."""
 
 PromptFamily = Literal["mix", "paraphrase", "instruct", "fewshot", "boundary"]
 """The prompt families (see :mod:`mixaug.chains.families`)."""
@@ -31,7 +45,7 @@ class PromptConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     family: PromptFamily = "mix"
-    items_per_prompt: int = Field(default=5, ge=1, le=50)
+    items_per_prompt: int = Field(strict=True, default=5, ge=1, le=50)
     """``instruct``: items each prompt asks for."""
     shares: list[int] = Field(default_factory=lambda: [50, 70], min_length=1)
     """``boundary``: percent given to the first anchor's label (drawn per prompt)."""
@@ -75,31 +89,42 @@ class LLMConfig(BaseModel):
     """``openai``: name of the environment variable holding the API key."""
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(default=100, ge=8, le=4096)
+    max_tokens: int = Field(strict=True, default=100, ge=8, le=4096)
     frequency_penalty: float = Field(default=0.02, ge=-2.0, le=2.0)
-    top_logprobs: int = Field(default=20, ge=1, le=100)
+    top_logprobs: int = Field(strict=True, default=20, ge=1, le=100)
     """Alternatives recorded per token (OpenAI allows at most 20)."""
     timeout: float = Field(default=60.0, gt=0.0)
     """Seconds per request (``openai``)."""
-    max_retries: int = Field(default=3, ge=0, le=20)
+    max_retries: int = Field(strict=True, default=3, ge=0, le=20)
     """Retries with exponential backoff on 429, 5xx, timeouts and refused connections."""
-    concurrency: int = Field(default=4, ge=1, le=256)
+    concurrency: int = Field(strict=True, default=4, ge=1, le=256)
     """Requests in flight at once (``openai``, ``huggingface``)."""
-    batch_size: int = Field(default=16, ge=1, le=512)
+    batch_size: int = Field(strict=True, default=16, ge=1, le=512)
     """Prompts per batch (one forward loop for ``local``)."""
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(strict=True, default=None, ge=1)
     """Torch CPU threads for ``local`` (``None``: torch's default)."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """``local`` weight type of the layers: ``float32`` (exact) or ``bfloat16`` (7-50 %
     faster on CPUs with native bfloat16; soft labels move by about 0.01)."""
-    votes: int = Field(default=5, ge=1, le=100)
+    votes: int = Field(strict=True, default=5, ge=1, le=100)
     """Samples per item for soft labels from votes (providers without logprobs)."""
     score_with_completions: bool = True
     """``openai``: score label words missing from the top-k through the server's
     completions endpoint (off for servers without one, e.g. OpenAI's chat models)."""
 
+    @field_serializer("base_url", when_used="json")
+    def _no_credentials(self, url: str | None) -> str | None:
+        # Manifests, summaries and fingerprints never hold a URL's password.
+        return redact_url(url)
+
     @model_validator(mode="after")
     def _check(self) -> LLMConfig:
+        if self.base_url is not None and not re.match(r"(?i)https?://[^/\s]", self.base_url):
+            msg = (
+                "base_url must be an http:// or https:// URL (like http://127.0.0.1:8080/v1), "
+                f"got {redact_url(self.base_url)!r}"
+            )
+            raise ValueError(msg)
         env = self.api_key_env
         if env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
             msg = (
@@ -125,7 +150,7 @@ class AnchorConfig(BaseModel):
     """Folder of a persistent Chroma embedding cache (embed a pool once)."""
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
     """``diverse``: relevance weight λ (0 = most diverse; default 0.25)."""
-    fetch_k: int | None = Field(default=None, ge=1)
+    fetch_k: int | None = Field(strict=True, default=None, ge=1)
     """``diverse``: random candidates per selection (default 64)."""
     class_filter: Literal["any", "same"] | None = None
     """``diverse``: keep all anchors in one class (``same``) or not (``any``)."""
@@ -167,7 +192,7 @@ class CriticConfig(BaseModel):
     llm: LLMConfig | None = None
     """The judge model (unset: the generator's ``llm``)."""
     checks: list[CriticCheck] = Field(default_factory=lambda: list(CRITIC_CHECKS))
-    shots: int = Field(default=2, ge=0, le=16)
+    shots: int = Field(strict=True, default=2, ge=0, le=16)
     """Few-shot pairs per judge prompt, made from real training examples."""
     min_fluency: float | Literal["auto"] = "auto"
     """P(yes, fluent) below which a record is flagged ``low_fluency``; ``auto``: the
@@ -176,7 +201,7 @@ class CriticConfig(BaseModel):
     """P(yes, label fits) below which a record is flagged ``inconsistent_label``;
     ``auto``: the threshold that best separates real texts with their own label from
     the same texts with another label."""
-    validation: int = Field(default=40, ge=2, le=1000)
+    validation: int = Field(strict=True, default=40, ge=2, le=1000)
     """Held-out real examples the judge is measured on (and ``auto`` fitted on)."""
     min_auroc: float = Field(default=0.7, ge=0.5, le=1.0)
     """With an ``auto`` threshold, a rule whose held-out AUROC is below this is switched
@@ -218,9 +243,9 @@ class CalibrationConfig(BaseModel):
 
     enabled: bool = False
     method: Literal["temperature", "contextual", "both"] = "temperature"
-    examples: int = Field(default=100, ge=2)
+    examples: int = Field(strict=True, default=100, ge=2)
     """Real training examples the temperature is fitted on (at most)."""
-    eval_examples: int = Field(default=200, ge=0)
+    eval_examples: int = Field(strict=True, default=200, ge=0)
     """Labelled ``--eval`` examples ECE and accuracy are reported on (at most)."""
     content_free: str = "N/A"
 
@@ -241,17 +266,17 @@ class LoopConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    per_round: int = Field(default=32, ge=1, le=10_000)
+    per_round: int = Field(strict=True, default=32, ge=1, le=10_000)
     """Records generated per round (before filtering)."""
-    max_rounds: int = Field(default=10, ge=1, le=1000)
-    budget_tokens: int | None = Field(default=None, ge=1)
+    max_rounds: int = Field(strict=True, default=10, ge=1, le=1000)
+    budget_tokens: int | None = Field(strict=True, default=None, ge=1)
     """Stop once this many prompt + completion tokens are spent (the last round is
     shrunk to fit, from the tokens a record has cost so far)."""
     budget_seconds: float | None = Field(default=None, gt=0)
-    patience: int = Field(default=2, ge=1)
+    patience: int = Field(strict=True, default=2, ge=1)
     """Stop after this many rounds without a validation gain of ``min_gain``."""
     min_gain: float = Field(default=0.0, ge=0.0)
-    quota: int | None = Field(default=None, ge=1)
+    quota: int | None = Field(strict=True, default=None, ge=1)
     """Stop once every class has this many kept synthetic records."""
     uncertain_margin: float = Field(default=0.2, ge=0.0, le=1.0)
     """A validation example whose top two class probabilities are closer than this is
@@ -259,9 +284,9 @@ class LoopConfig(BaseModel):
     boundary_share: float = Field(default=0.5, ge=0.0, le=1.0)
     """Share of a round's prompts spent on anchors around the targets; the rest fill
     under-represented classes (same-class anchors) or are drawn at random."""
-    epochs: int = Field(default=30, ge=1)
+    epochs: int = Field(strict=True, default=30, ge=1)
     """Quick classifier (frozen encoder): epochs and early-stopping patience."""
-    train_patience: int = Field(default=5, ge=1)
+    train_patience: int = Field(strict=True, default=5, ge=1)
 
 
 Calibration = Literal["none", "batch", "prior", "hidden"]
@@ -320,14 +345,16 @@ class AugmentConfig(BaseModel):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     task: str | dict[str, Any] | None = None
     """Built-in task name, spec YAML path, or an inline spec mapping."""
-    n: int | None = Field(default=None, ge=1)
-    k: int = Field(default=2, ge=1, le=32)
-    seed: int = 0
+    n: int | None = Field(strict=True, default=None, ge=1, le=MAX_N)
+    """Records to make (at most :data:`MAX_N` in one run: a run's plan is held in memory)."""
+    k: int = Field(strict=True, default=2, ge=1, le=32)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED, strict=True)
+    """Random seed, 0 ... 2**32 - 1 (what numpy and the engines take)."""
     anchors: AnchorConfig = Field(default_factory=AnchorConfig)
     """Anchor strategy and its options."""
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     """The prompt family and its options."""
-    max_attempts: int | None = Field(default=None, ge=1)
+    max_attempts: int | None = Field(strict=True, default=None, ge=1, le=100 * MAX_N)
     """Continuations to try before giving up (default 3n + 16)."""
     loop: LoopConfig = Field(default_factory=LoopConfig)
     """Settings of ``mixaug loop``."""

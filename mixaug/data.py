@@ -22,7 +22,12 @@ from mixaug.specs import TaskSpec
 MAX_TEXT_CHARS = 10_000
 """Longest text accepted: a prompt holds k of them, and a small model's context is short."""
 
-_CONTROL = {chr(c) for c in range(32) if chr(c) not in "\t\n\r"} | {"\x7f"}
+_CONTROL = (
+    {chr(c) for c in range(32) if chr(c) not in "\t\n\r"}
+    | {"\x7f"}
+    | {chr(c) for c in range(0x80, 0xA0)}  # C1, U+0085 (next line) among them
+    | {"\u2028", "\u2029"}  # line and paragraph separators split prompt lines
+)
 
 
 def load_examples(path: str | Path, *, skip_control: bool = False) -> list[Example]:
@@ -35,6 +40,8 @@ def load_examples(path: str | Path, *, skip_control: bool = False) -> list[Examp
         DataError: naming the file, the line and the fix, for a missing or
             unreadable file, bad JSON, a missing/empty/non-string field, or no rows.
     """
+    from mixaug.paths import read_input
+
     p = Path(path)
     if not p.exists():
         msg = f"Data file {str(p)!r} does not exist; check the path (--data)."
@@ -42,11 +49,7 @@ def load_examples(path: str | Path, *, skip_control: bool = False) -> list[Examp
     if p.is_dir():
         msg = f"Data path {str(p)!r} is a folder; pass a .jsonl or .csv file."
         raise DataError(msg)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        msg = f"Data file {str(p)!r} could not be read: {e.strerror}."
-        raise DataError(msg) from None
+    raw = read_input(p, "Data file")
     try:
         content = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -84,7 +87,7 @@ def _field(row: dict[str, Any], key: str, where: str) -> str:
     if bad is not None:
         msg = (
             f"{where}: field {key!r} contains the control character U+{ord(bad):04X}; "
-            "remove control characters from the data."
+            "remove control characters and line separators from the data."
         )
         raise DataError(msg)
     if len(text) > MAX_TEXT_CHARS:
@@ -98,7 +101,9 @@ def _field(row: dict[str, Any], key: str, where: str) -> str:
 
 def _jsonl_rows(content: str, p: Path, skip_control: bool = False) -> list[Example]:
     out = []
-    for n, line in enumerate(content.splitlines(), start=1):
+    # JSON Lines are split at "\n" only (str.splitlines also splits at U+2028 and
+    # U+0085, which may sit raw inside a JSON string and are refused below by name).
+    for n, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{p}:{n}"
@@ -177,13 +182,15 @@ def load_records(path: str | Path) -> list[SyntheticRecord]:
         what = "is a folder" if p.is_dir() else "does not exist"
         msg = f"Records file {str(p)!r} {what}; pass the JSONL that 'mixaug augment' wrote."
         raise DataError(msg)
+    from mixaug.paths import read_input
+
     try:
-        content = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        content = read_input(p, "Records file").decode("utf-8")
+    except UnicodeDecodeError as e:
         msg = f"Records file {str(p)!r} could not be read as UTF-8 text: {e}."
         raise DataError(msg) from None
     out = []
-    for n, line in enumerate(content.splitlines(), start=1):
+    for n, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{p}:{n}"

@@ -45,6 +45,9 @@ def _api_key(config: LLMConfig) -> SecretStr:
             "or point llm.api_key_env at the variable that holds the key."
         )
         raise ConfigError(msg)
+    from mixaug.redact import register_secret
+
+    register_secret(value)  # a server that echoes it back never gets it printed
     return SecretStr(value)
 
 
@@ -62,6 +65,10 @@ def build_llm(config: LLMConfig, *, seed: int | None = None) -> BaseLanguageMode
     Raises:
         ConfigError: for a missing API key variable or a missing optional package.
     """
+    if config.provider in ("local", "huggingface"):
+        from mixaug.models.registry import check_model_ref
+
+        check_model_ref(config.model)  # refused now, before any file is written
     if config.provider == "local":
         from mixaug.models import ChatTransformers, TransformersLLM
 

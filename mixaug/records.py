@@ -30,7 +30,7 @@ class Example(BaseModel):
 class LabelledItem(BaseModel):
     """What the soft-label parser makes of one continuation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     text: str
     """The new item's text."""
@@ -57,7 +57,7 @@ class LabelledItem(BaseModel):
 class CriticScores(BaseModel):
     """What the critic found for one record (``None``: check off or no answer)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     fluency: float | None = None
     """P(yes): a fluent, natural text of the task's type."""
@@ -72,7 +72,7 @@ class CriticScores(BaseModel):
 class SyntheticRecord(BaseModel):
     """One synthetic example, as written to the output JSONL."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str
     text: str = Field(min_length=1)

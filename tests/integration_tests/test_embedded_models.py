@@ -199,7 +199,7 @@ def test_fast_output_layer_keeps_leading_logprobs_exact() -> None:
     pos = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
     with torch.inference_mode():
         hidden = base(**enc, position_ids=pos).last_hidden_state[:, -1]
-        fast, _ = engine._next_logits(hidden, 64)
+        fast, cand = engine._next_logits(hidden, 64)
         engine._head_lp = None
         exact, _ = engine._next_logits(hidden, 64)
     lf, le = torch.log_softmax(fast, -1), torch.log_softmax(exact, -1)
@@ -207,6 +207,43 @@ def test_fast_output_layer_keeps_leading_logprobs_exact() -> None:
     assert torch.equal(lf.argmax(-1), le.argmax(-1))
     assert (lf.gather(1, top) - le.gather(1, top)).abs().max() < 1e-3
     words = [tok.encode(" " + w, add_special_tokens=False)[0] for w in SST2.words]
+    assert all(set(words) <= set(row.tolist()) for row in cand), "label words are exact"
+    # Both are float32 logits of the label words (about 21 here), summed in another
+    # order (one matrix product vs. the candidates' own): they agree to float32's
+    # rounding at that size (~2e-6), so their two-word softmax to ~1e-5. A bfloat16
+    # logit would be off by up to 0.06 (its step at 21 is 0.125): 1e-4 tells them apart.
     assert torch.allclose(
-        torch.softmax(fast[:, words], -1), torch.softmax(exact[:, words], -1), atol=1e-6
+        torch.softmax(fast[:, words], -1), torch.softmax(exact[:, words], -1), atol=1e-4
     )
+
+
+def test_engine_logprobs_equal_the_models_own_logits() -> None:
+    # The engine runs its own KV-cached loop; a transformers upgrade (a renamed cache
+    # argument, a model that scales or caps its logits) must not move soft labels
+    # silently. Each generated token's logprob is checked against a plain forward
+    # pass, model(**inputs).logits, over the prompt and the tokens before it.
+    import warnings
+
+    import torch
+
+    from mixaug.models.engine import SamplingParams
+
+    engine = LocalEngine("gemma3-270m")
+    engine.load()
+    tok, model = engine.tokenizer, engine.model
+    prompts = [render_mix_prompt(SST2, p["anchors"]) for p in _prompts(2, seed=4)]
+    params = SamplingParams(max_new_tokens=6, temperature=0, top_logprobs=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = engine.generate(prompts, params)
+    assert not [w for w in caught if "past_key_values" in str(w.message)]
+    for prompt, completion in zip(prompts, done, strict=True):
+        ids = tok(prompt, return_tensors="pt")["input_ids"][0].tolist()
+        new = tok(completion.text, add_special_tokens=False)["input_ids"]
+        assert len(completion.tokens) >= len(new) > 0
+        with torch.inference_mode():
+            logits = model(input_ids=torch.tensor([ids + new])).logits[0].float()
+        lp = torch.log_softmax(logits, -1)
+        for i, t in enumerate(completion.tokens[: len(new)]):
+            own = lp[len(ids) - 1 + i, new[i]].item()
+            assert t.logprob == pytest.approx(own, abs=2e-3), (i, t.token)

@@ -154,6 +154,19 @@ CASES = {
         {"config": "llm: {provider: openai, api_key_env: sk-live-123}\n"},
         "NAME of an environment",
     ),
+    "model that does not exist": ({"args": ["--model", "no/such/model"]}, "does not exist"),
+    "model folder empty": ({"args": ["--model", "EMPTY_DIR"]}, "is empty"),
+    "model file not gguf": ({"args": ["--model", "TRAIN"]}, "not a GGUF file"),
+    "seed too large": ({"args": ["--seed", str(2**32)]}, "seed"),
+    "seed negative": ({"args": ["--seed", "-1"]}, "seed"),
+    "k true in config": ({"config": "k: true\n"}, "k: Input should be a valid integer"),
+    "n beyond the plan": ({"args": ["--n", "50000000"]}, "n: Input should be less than"),
+    "C1 control character": (
+        {"rows": [{"text": "next\u0085line", "label": "positive"}]},
+        "U+0085",
+    ),
+    "line separator": ({"rows": [{"text": "one\u2028two", "label": "positive"}]}, "U+2028"),
+    "out spelt as a folder": ({"out_slash": True}, "is a folder"),
     "missing api key": (
         {"config": "llm: {provider: openai, model: m, api_key_env: MIXAUG_NO_SUCH_VAR}\n"},
         "'MIXAUG_NO_SUCH_VAR'",
@@ -192,10 +205,23 @@ def test_bad_input_exits_2_and_writes_nothing(
     if spec.get("out_dir"):
         out = tmp_path / "outdir"
         out.mkdir()
+    if spec.get("out_slash"):
+        out = tmp_path / "newdir/"
     if spec.get("out_under_file"):
         (tmp_path / "plain.txt").write_text("x")
         out = tmp_path / "plain.txt" / "out.jsonl"
     argv = ["augment", "--data", str(data), "--task", "sst2", "--n", "2", "--out", str(out)]
+    if spec.get("out_slash"):
+        argv[-1] += "/"
+    if "EMPTY_DIR" in spec.get("args", []):
+        (tmp_path / "empty").mkdir()
+    spec = {
+        **spec,
+        "args": [
+            {"EMPTY_DIR": str(tmp_path / "empty"), "TRAIN": str(data)}.get(a, a)
+            for a in spec.get("args", [])
+        ],
+    }
     if "config" in spec:
         cfg = tmp_path / "cfg.yaml"
         cfg.write_text(spec["config"], encoding="utf-8")
@@ -204,6 +230,7 @@ def test_bad_input_exits_2_and_writes_nothing(
     before = _files(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
     assert err[-1].startswith("mixaug: error: ")
     assert needle in err[-1]
     assert _files(tmp_path) == before

@@ -177,7 +177,7 @@ def test_filter_never_overwrites_without_permission(
             str(tmp_path / "r.jsonl"),
         ]
     )
-    assert same == 2 and "three different files" in capsys.readouterr().err
+    assert same == 2 and "never writes over its inputs" in capsys.readouterr().err
 
 
 def test_augment_with_a_filter_writes_rejects(

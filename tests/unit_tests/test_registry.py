@@ -18,7 +18,28 @@ def test_unknown_reference_explains_the_options(tmp_path: Path) -> None:
 
 def test_folder_with_config_is_used_as_is(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelError, match="no weights"):
+        resolve_model_dir(str(tmp_path))
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert resolve_model_dir(str(tmp_path)) == tmp_path
+
+
+def test_model_refs_are_checked_without_loading(tmp_path: Path) -> None:
+    from mixaug.models.registry import check_model_ref
+
+    check_model_ref("gemma3-270m")  # installed with the project
+    for ref, needle in (
+        (str(tmp_path / "nope"), "does not exist"),
+        (str(tmp_path), "is empty"),
+    ):
+        with pytest.raises(ModelError, match=needle):
+            check_model_ref(ref)
+    text = tmp_path / "model.gguf"
+    text.write_text("not a model")
+    with pytest.raises(ModelError, match="not a GGUF file"):
+        check_model_ref(str(text))
+    text.write_bytes(b"GGUF\x03\x00\x00\x00")
+    check_model_ref(str(text))
 
 
 def test_cache_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
