@@ -95,7 +95,10 @@ def summarise(out: Path, default: str = "mix-soft") -> dict[str, Any]:
                         statistics.fmean(g["gain"] for g in guard)
                     ) == _sign(statistics.fmean(gains))
                 cell["recipe"] = [
-                    {k: mine[s]["recipe"][k] for k in ("labeller", "ratio", "prior", "weight")}
+                    {
+                        k: mine[s]["recipe"].get(k)
+                        for k in ("labeller", "ratio", "prior", "weight", "sharpen")
+                    }
                     for s in seeds
                     if "recipe" in mine[s]
                 ]

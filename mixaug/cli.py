@@ -697,11 +697,17 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     result = run_recipe(examples, val, pool.records, llm=llm, spec=spec, seed=cfg.seed, log=say)
     rep = result.report
     labels: dict[str, Any] = {"quotas": "off" if rep.ratio is None else "real"}
-    choice = next((c for c in rep.labeller_candidates if c["name"] == rep.labeller), None)
+    unsharpened = rep.labeller.split("^")[0]
+    choice = next((c for c in rep.labeller_candidates if c["name"] == unsharpened), None)
     from mixaug.labelmix import candidate_configs
 
+    power = {"sharpen": rep.sharpen or 1.0}
     config = next(
-        (c for c in candidate_configs(["classifier", "centroid"]) if c.describe() == rep.labeller),
+        (
+            c.model_copy(update=power)
+            for c in candidate_configs(["classifier", "centroid"])
+            if c.model_copy(update=power).describe() == rep.labeller
+        ),
         None,
     )
     labels["labeller"] = None if config is None else config.model_dump(mode="json")

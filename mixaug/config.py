@@ -304,17 +304,23 @@ class LabelMixConfig(BaseModel):
     agreement: bool = False
     """Drop records whose LM argmax and teacher argmax differ."""
     hidden_temperature: float = Field(default=0.05, gt=0.0)
+    sharpen: float = Field(default=1.0, ge=1.0, le=16.0)
+    """Power of the final label (``p**sharpen``, renormalised; 1 keeps it as it is). The
+    recipe chooses it on validation data: a product of two unsure experts is often too
+    flat to train on, and sharpening keeps the label soft but more decided."""
 
     def describe(self) -> str:
         """A short name, e.g. ``batch+classifier(1:1)``."""
+        power = "" if self.sharpen == 1 else f"^{self.sharpen:g}"
         if self.teacher == "none" or self.teacher_weight == 0:
-            return f"lm[{self.calibration}]"
+            return f"lm[{self.calibration}]{power}"
         if self.lm_weight == 0:
-            return f"teacher[{self.teacher}]"
+            return f"teacher[{self.teacher}]{power}"
         agree = "+agree" if self.agreement else ""
+        power = "" if self.sharpen == 1 else f"^{self.sharpen:g}"
         return (
             f"lm[{self.calibration}]x{self.teacher}"
-            f"({self.lm_weight:g}:{self.teacher_weight:g}){agree}"
+            f"({self.lm_weight:g}:{self.teacher_weight:g}){agree}{power}"
         )
 
 

@@ -76,6 +76,14 @@ class Labeller:
         self.bias: np.ndarray | None = None
         """A fixed LM bias (from :meth:`fit_bias`); unset, a pool calibrates itself."""
 
+    def with_sharpen(self, power: float) -> Labeller:
+        """This labeller (fitted pieces shared) with its final labels raised to ``power``."""
+        import copy
+
+        other = copy.copy(self)
+        other.config = self.config.model_copy(update={"sharpen": power})
+        return other
+
     def fit_bias(self, scores: LMScores, labels: Sequence[str] | None = None) -> Labeller:
         """Fix the ``batch``/``prior`` bias from a reference pool.
 
@@ -138,6 +146,7 @@ class Labeller:
         if use_teacher:
             assert teacher is not None
             z += cfg.teacher_weight * _log(teacher)
+        z *= cfg.sharpen  # p**sharpen, renormalised below
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)

@@ -62,6 +62,8 @@ class RecipeConfig(BaseModel):
     """Synthetic records per real one (each class's quota)."""
     weights: list[float] = Field(default_factory=lambda: [0.5, 1.0], min_length=1)
     """Loss weights of synthetic records (real ones weigh 1)."""
+    sharpen: list[float] = Field(default_factory=lambda: [1.0, 2.0, 4.0], min_length=1)
+    """Powers tried on the final soft labels (``p**a`` renormalised; hard labels: none)."""
     priors: list[Literal["real", "validation"]] = Field(
         default_factory=lambda: ["real", "validation"],  # type: ignore[arg-type]
         min_length=1,
@@ -117,6 +119,8 @@ class RecipeReport(BaseModel):
     ratio: float | None
     prior: str | None
     weight: float | None
+    sharpen: float | None = None
+    """Power chosen for the soft labels (``None``: hard labels or no records used)."""
     selection: list[dict[str, Any]]
     """Selection-half accuracy of every setting tried."""
     synthetic_used: int
@@ -373,18 +377,24 @@ def run_recipe(
     if t_rows is None and t_name != "none" and pool:
         extra = Teacher(t_name, labels=labels, encoder=encoder, args=args, feature_cache=cache)
         t_rows = extra.fit(real, selection).predict([r.text for r in pool])
-    probs = labeller.combine(lm, t_rows) if pool else np.zeros((0, len(labels)))
     drop = labeller.disagreements(lm, t_rows) if pool else np.zeros(0, dtype=bool)
-    relabelled = _relabel(pool, probs, labels, cfg.hard) if pool else []
-    kept_pool = [r for r, d in zip(relabelled, drop, strict=True) if not d]
+    powers = [1.0] if cfg.hard else list(dict.fromkeys(cfg.sharpen))
+    pools: dict[float, list[SyntheticRecord]] = {}
+    for a in powers:
+        sharp = labeller.with_sharpen(a)
+        probs = sharp.combine(lm, t_rows) if pool else np.zeros((0, len(labels)))
+        relabelled = _relabel(pool, probs, labels, cfg.hard) if pool else []
+        pools[a] = [r for r, d in zip(relabelled, drop, strict=True) if not d]
+    kept_pool = pools[powers[0]]  # the argmax, hence the quota fill, is the same for all
 
     # -- ratio / quota shape / weight, chosen on the selection half -------------------
     counts = Counter(e.label for e in real)
     real_prior = {c: counts[c] for c in labels}
     _, base = fit(real, [], 1.0, selection, seed, [selection])
     rows: list[dict[str, Any]] = [
-        {"ratio": 0, "prior": None, "weight": 0.0, "synthetic": 0, "accuracy": base[0]}
-    ]
+        {"ratio": 0, "prior": None, "weight": 0.0, "sharpen": None, "synthetic": 0,
+         "accuracy": base[0]}
+    ]  # fmt: skip
     best = rows[0] | {"records": []}
     for prior in cfg.priors:
         target = None if prior == "real" else {c: p for c, p in zip(labels, prior_vec, strict=True)}
@@ -397,29 +407,32 @@ def run_recipe(
             else:
                 keep = list(range(min(len(kept_pool), sum(quotas.values()))))
                 surplus = Counter()
-            chosen_recs = [kept_pool[i] for i in keep]
-            if not chosen_recs:
+            if not keep:
                 continue
-            for w in cfg.weights:
-                _, acc = fit(real, chosen_recs, w, selection, seed, [selection])
-                row = {
-                    "ratio": ratio,
-                    "prior": prior,
-                    "weight": w,
-                    "synthetic": len(chosen_recs),
-                    "accuracy": acc[0],
-                    "surplus": dict(surplus),
-                }
-                rows.append(row)
-                better = acc[0] > best["accuracy"] + 1e-9
-                if better or (not cfg.fallback and best["weight"] == 0.0):
-                    best = row | {"records": chosen_recs}
+            for a in powers:
+                chosen_recs = [pools[a][i] for i in keep]
+                for w in cfg.weights:
+                    _, acc = fit(real, chosen_recs, w, selection, seed, [selection])
+                    row = {
+                        "ratio": ratio,
+                        "prior": prior,
+                        "weight": w,
+                        "sharpen": None if cfg.hard else a,
+                        "synthetic": len(chosen_recs),
+                        "accuracy": acc[0],
+                        "surplus": dict(surplus),
+                    }
+                    rows.append(row)
+                    better = acc[0] > best["accuracy"] + 1e-9
+                    if better or (not cfg.fallback and best["weight"] == 0.0):
+                        best = row | {"records": chosen_recs}
     say(
         "chose "
         + (
             "the real data alone"
             if best["weight"] == 0.0
             else f"ratio {best['ratio']:g}, {best['prior']} prior, weight {best['weight']:g}"
+            + ("" if not best.get("sharpen") else f", sharpen {best['sharpen']:g}")
         )
         + f" ({100 * best['accuracy']:.1f}% on {len(selection)} selection examples)"
     )
@@ -437,7 +450,9 @@ def run_recipe(
         records=used,
         training=args.model_copy(update={"synthetic_weight": float(best["weight"]) or 1.0}),
         report=RecipeReport(
-            labeller=labeller.config.describe(),
+            labeller=labeller.config.model_copy(
+                update={"sharpen": float(best.get("sharpen") or 1.0) if used else 1.0}
+            ).describe(),
             labeller_accuracy=round(chosen.accuracy, 4) if chosen else None,
             labeller_candidates=[
                 {"name": c.name, "accuracy": round(c.accuracy, 4), "nll": round(c.nll, 4)}
@@ -446,6 +461,7 @@ def run_recipe(
             ratio=float(best["ratio"]) if used else None,
             prior=best["prior"] if used else None,
             weight=float(best["weight"]) if used else None,
+            sharpen=float(best["sharpen"]) if used and best.get("sharpen") else None,
             selection=[{k: v for k, v in r.items() if k != "records"} for r in rows],
             synthetic_used=len(used),
             quota_surplus=dict(surplus_used),

@@ -64,6 +64,7 @@ Method = Literal[
     "abl-nocal",
     "abl-noteacher",
     "abl-noquota",
+    "abl-nosharpen",
     "abl-nofallback",
     "abl-fixed",
     "setfit",
@@ -84,6 +85,7 @@ def recipe_config(method: str) -> Any:
     - ``abl-nocal``: no calibration of the LM part;
     - ``abl-noteacher``: no teacher from the real data;
     - ``abl-noquota``: the first records, whatever their class;
+    - ``abl-nosharpen``: the soft labels as the labeller makes them (no power chosen);
     - ``abl-nofallback``: synthetic records are always used;
     - ``abl-fixed``: no training choices (ratio 5, weight 1, real class counts, always used).
     """
@@ -98,6 +100,7 @@ def recipe_config(method: str) -> Any:
         "abl-nocal": {"calibrations": ["none"]},
         "abl-noteacher": {"teachers": []},
         "abl-noquota": {"quotas": False},
+        "abl-nosharpen": {"sharpen": [1.0]},
         "abl-nofallback": {"fallback": False},
         "abl-fixed": {"ratios": [5.0], "weights": [1.0], "priors": ["real"], "fallback": False},
     }
@@ -477,6 +480,7 @@ class Bench:
                 "ratio": rep.ratio,
                 "prior": rep.prior,
                 "weight": rep.weight,
+                "sharpen": rep.sharpen,
                 "synthetic_used": rep.synthetic_used,
                 "label_counts": rep.label_counts,
                 "quota_surplus": rep.quota_surplus,

@@ -221,7 +221,10 @@ def test_engine_logprobs_equal_the_models_own_logits() -> None:
     # The engine runs its own KV-cached loop; a transformers upgrade (a renamed cache
     # argument, a model that scales or caps its logits) must not move soft labels
     # silently. Each generated token's logprob is checked against a plain forward
-    # pass, model(**inputs).logits, over the prompt and the tokens before it.
+    # pass, model(**inputs).logits, over the prompt and the tokens before it: with the
+    # float32 output layer to 1e-3 (measured 4e-5), with the bfloat16 fast layer to
+    # 5e-3 (its tail enters the normaliser; measured 3e-3; label-word ratios, hence
+    # soft labels, are exact either way).
     import warnings
 
     import torch
@@ -233,17 +236,20 @@ def test_engine_logprobs_equal_the_models_own_logits() -> None:
     tok, model = engine.tokenizer, engine.model
     prompts = [render_mix_prompt(SST2, p["anchors"]) for p in _prompts(2, seed=4)]
     params = SamplingParams(max_new_tokens=6, temperature=0, top_logprobs=3)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        done = engine.generate(prompts, params)
-    assert not [w for w in caught if "past_key_values" in str(w.message)]
-    for prompt, completion in zip(prompts, done, strict=True):
-        ids = tok(prompt, return_tensors="pt")["input_ids"][0].tolist()
-        new = tok(completion.text, add_special_tokens=False)["input_ids"]
-        assert len(completion.tokens) >= len(new) > 0
-        with torch.inference_mode():
-            logits = model(input_ids=torch.tensor([ids + new])).logits[0].float()
-        lp = torch.log_softmax(logits, -1)
-        for i, t in enumerate(completion.tokens[: len(new)]):
-            own = lp[len(ids) - 1 + i, new[i]].item()
-            assert t.logprob == pytest.approx(own, abs=2e-3), (i, t.token)
+    for tolerance in (5e-3, 1e-3):
+        if tolerance == 1e-3:
+            engine._head_lp = None  # the exact float32 output layer
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            done = [engine.generate([p], params)[0] for p in prompts]  # no padding here
+        assert not [w for w in caught if "past_key_values" in str(w.message)]
+        for prompt, completion in zip(prompts, done, strict=True):
+            ids = tok(prompt, return_tensors="pt")["input_ids"][0].tolist()
+            new = tok(completion.text, add_special_tokens=False)["input_ids"]
+            assert len(completion.tokens) >= len(new) > 0
+            with torch.inference_mode():
+                logits = model(input_ids=torch.tensor([ids + new])).logits[0].float()
+            lp = torch.log_softmax(logits, -1)
+            for i, t in enumerate(completion.tokens[: len(new)]):
+                own = lp[len(ids) - 1 + i, new[i]].item()
+                assert t.logprob == pytest.approx(own, abs=tolerance), (tolerance, i, t.token)

@@ -78,3 +78,12 @@ def test_augment_with_embedded_anchors(index: AnchorIndex, smollm2: str) -> None
         assert r.anchor_strategy == "same-class"
         assert r.anchors[0].label == r.anchors[1].label
         assert r.anchor_similarity is not None and 0.0 < r.anchor_similarity <= 1.0
+
+
+def test_quiet_prints_nothing_while_the_encoder_loads(tmp_path: Path) -> None:
+    # --quiet means no progress at all: not even the embedder's "Loading weights" bar.
+    out = tmp_path / "quiet.jsonl"
+    proc = run_augment(out, 3, "--anchors", "diverse", "--dry-run", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert len(out.read_text().splitlines()) == 3

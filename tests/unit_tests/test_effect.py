@@ -98,6 +98,18 @@ def test_product_of_experts_weights() -> None:
     np.testing.assert_allclose(only_lm, [[0.9, 0.1]])
 
 
+def test_sharpen_raises_the_final_label_to_a_power() -> None:
+    lm = np.log(np.array([[0.6, 0.4], [0.3, 0.7]]))
+    base = Labeller(LabelMixConfig(calibration="none", teacher="none"), labels=["a", "b"])
+    sharp = base.with_sharpen(2.0)
+    got = sharp.combine(lm)
+    np.testing.assert_allclose(got, [[0.36 / 0.52, 0.16 / 0.52], [0.09 / 0.58, 0.49 / 0.58]])
+    assert (got.argmax(1) == base.combine(lm).argmax(1)).all()  # the label stays
+    assert base.config.sharpen == 1.0 and sharp.config.describe() == "lm[none]^2"
+    with pytest.raises(ValueError, match="sharpen"):
+        LabelMixConfig(sharpen=0.5)  # below 1 would flatten labels; not a sharpening
+
+
 def test_agreement_drops_disagreeing_rows() -> None:
     lab = Labeller(LabelMixConfig(calibration="none", agreement=True), labels=["a", "b"])
     lm = np.log(np.array([[0.9, 0.1], [0.2, 0.8]]))
@@ -359,6 +371,10 @@ def test_recipe_cli_writes_a_config_that_loads(
     assert cfg.anchors.strategy == "targeted"
     report = json.loads((tmp_path / "recipe.report.json").read_text())
     assert report["guard"]["examples"] > 0 and printed["labeller"] == report["labeller"]
+    tried = {r["sharpen"] for r in report["selection"] if r["weight"]}
+    assert tried == {1.0, 2.0, 4.0}  # every power was tried on the selection half
+    if report["sharpen"] not in (None, 1.0) and cfg.labels.labeller is not None:
+        assert cfg.labels.labeller.sharpen == report["sharpen"]  # and the config keeps it
     assert main(args) == 2  # never overwritten without --overwrite
     same = ["recipe", "--data", str(data), "--val", str(val), "--task", "sst2", "--out",
             str(data), "--overwrite", "--quiet"]  # fmt: skip
