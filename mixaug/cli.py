@@ -959,6 +959,22 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
         raise ConfigError(msg)
     out = _results_folder(args.out)
     _inputs_outside(out, {"--data": args.data, "--eval": args.eval, "--config": args.config})
+    guard_val: list[Any] = []
+    if args.guard:
+        if not args.val:
+            msg = (
+                "--guard measures the gain on labelled data the loop never saw: pass --val "
+                "FILE (not the --eval file, on which the loop chose its rounds)."
+            )
+            raise ConfigError(msg)
+        if Path(args.val).resolve() == Path(args.eval).resolve():
+            msg = "--val must not be the --eval file: the loop chose its rounds on --eval."
+            raise ConfigError(msg)
+        guard_val = load_examples(args.val)
+        check_labels(guard_val, spec)
+        from mixaug.recipe import split_validation
+
+        split_validation(guard_val, 0.5, cfg.seed)  # too small to split: refused now
     settings = {
         "config": cfg.model_dump(mode="json"),
         "task": spec.model_dump(mode="json"),
@@ -1030,8 +1046,37 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
     except KeyboardInterrupt:
         _err(f"mixaug: interrupted; run the same command again to resume from {out}.")
         return 130
+    if args.guard:
+        report["guard"] = _loop_guard(args, out, train, guard_val, spec, cfg.seed, say)
+        from mixaug.augmentation import write_json_atomic
+
+        write_json_atomic(out / "report.json", report)
     _out(json.dumps({k: v for k, v in report.items() if k != "rounds"}))
     return 0
+
+
+def _loop_guard(
+    args: argparse.Namespace,
+    out: Path,
+    train: list[Any],
+    val: list[Any],
+    spec: Any,
+    seed: int,
+    say: Any,
+) -> dict[str, Any]:
+    """The guard of ``loop --guard``: the kept records with and without, on ``--val``."""
+    from mixaug.data import load_records
+    from mixaug.recipe import guard_records
+
+    records = load_records(out / "records.jsonl") if (out / "records.jsonl").is_file() else []
+    if not records:
+        return {"verdict": "no records were kept; nothing to guard", "helps": False}
+    say(f"guard: training with and without the {len(records)} kept records on --val ...")
+    rep, weight = guard_records(
+        train, val, records, labels=spec.label_names, seed=seed, encoder=args.encoder
+    )
+    say(rep.verdict)
+    return rep.model_dump(mode="json") | {"synthetic_weight": weight}
 
 
 def _print_summary(s: dict[str, Any], summary_file: Path) -> None:
@@ -1298,6 +1343,12 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--k", type=int)
     lp.add_argument("--seed", type=int)
     lp.add_argument("--encoder", help="local HF encoder folder of the quick classifier")
+    lp.add_argument(
+        "--guard",
+        action="store_true",
+        help="at the end, train with and without the kept records on --val and report the gain",
+    )
+    lp.add_argument("--val", help="labelled data held out from --eval, for --guard")
     lp.add_argument("--overwrite", action="store_true", help="start again in --out")
     lp.add_argument("--quiet", action="store_true")
     lp.set_defaults(func=cmd_loop)

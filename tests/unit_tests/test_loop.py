@@ -192,6 +192,37 @@ def test_loop_cli_prints_the_report_and_resumes(
     assert main(bad) == 2 and not (tmp_path / "M").exists()
 
 
+def test_loop_cli_guard_reports_the_gain_on_held_out_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: fake_chat(_replies(50)))
+    monkeypatch.setattr(mixaug.providers, "build_scorer", lambda *a, **k: HalfScorer())
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
+    dev = write_jsonl(tmp_path / "d.jsonl", [e.model_dump() for e in VAL])
+    held = write_jsonl(
+        tmp_path / "v.jsonl", [{"text": f"{t} (again)", "label": lab} for t, lab in REVIEWS] * 2
+    )
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "filter: {dedup: {near: false}}\nloop: {per_round: 4, epochs: 2}\nllm: {batch_size: 4}\n"
+    )
+    base = ["loop", "--data", str(data), "--eval", str(dev), "--task", "sst2", "--max-rounds",
+            "1", "--out", str(tmp_path / "G"), "--config", str(cfg), "--quiet",
+            "--guard"]  # fmt: skip
+    assert main(base) == 2  # no --val
+    assert "--val" in capsys.readouterr().err
+    assert main([*base, "--val", str(dev)]) == 2  # the loop's own --eval is not held out
+    assert "must not be the --eval file" in capsys.readouterr().err
+    assert not (tmp_path / "G").exists()
+    assert main([*base, "--val", str(held)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    guard = report["guard"]
+    assert guard["examples"] > 0 and len(guard["without"]) == 3
+    assert guard["verdict"].startswith("augmentation") and guard["helps"] == (guard["gain"] > 0)
+    saved = json.loads((tmp_path / "G" / "report.json").read_text())
+    assert saved["guard"] == guard
+
+
 def test_loop_with_another_prompt_family(tmp_path: Path) -> None:
     from langchain_core.messages import AIMessage
 
