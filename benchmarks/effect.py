@@ -7,7 +7,8 @@ Runs (or reads) ``mixaug bench`` on each data set and prints one JSON object:
   with the test gain (per data seed), and the paper's Table 1 numbers beside ours;
 - the averages over the cells, soft vs hard, and each ablation's difference from the
   full recipe (what each step is worth);
-- the recipe's choices (labeller, ratio, quota prior, weight) per cell and seed.
+- the recipe's choices (labeller, ratio, quota prior, weight, label power) per cell and seed;
+- the guard's veto applied to the default method (``abl-noveto``: the records as trained).
 
 Example:
     python benchmarks/effect.py --data ../shared/datasets --out /tmp/effect --run \
@@ -61,7 +62,31 @@ def _sign(x: float, eps: float = 1e-9) -> int:
     return 0 if abs(x) < eps else (1 if x > 0 else -1)
 
 
-def summarise(out: Path, default: str = "mix-soft") -> dict[str, Any]:
+def _apply_veto(by: dict[tuple[float, str], dict[int, dict[str, Any]]], default: str) -> None:
+    """The recipe's guard veto on the default method's rows, in place.
+
+    The bench trains the recipe's choice and measures its guard; the recipe as shipped
+    (``RecipeConfig.veto``) then drops the records when the guard says they do not help,
+    and the model it trains is NoAug's (same sub-sample, seed, validation set and
+    settings), so a vetoed run's accuracy is the NoAug row's. The rows as trained stay
+    under ``abl-noveto``; the guard's sign agreement is measured on those.
+    """
+    for (level, method), rows in list(by.items()):
+        if method != default:
+            continue
+        noaug = by.get((level, "noaug"), {})
+        by[(level, "abl-noveto")] = dict(rows)
+        vetoed: dict[int, dict[str, Any]] = {}
+        for seed, r in rows.items():
+            g = r.get("guard")
+            if g is not None and not g.get("helps", g["gain"] > 0) and seed in noaug:
+                vetoed[seed] = {**r, "accuracy": noaug[seed]["accuracy"], "vetoed": True}
+            else:
+                vetoed[seed] = r
+        by[(level, method)] = vetoed
+
+
+def summarise(out: Path, default: str = "mix-soft", *, veto: bool = True) -> dict[str, Any]:
     """Read every ``OUT/<task>/results.jsonl`` and build the report."""
     cells: list[dict[str, Any]] = []
     for task in TASKS:
@@ -72,6 +97,8 @@ def summarise(out: Path, default: str = "mix-soft") -> dict[str, Any]:
         by: dict[tuple[float, str], dict[int, dict[str, Any]]] = defaultdict(dict)
         for r in rows:
             by[(r["level"], r["method"])][r["seed"]] = r
+        if veto:
+            _apply_veto(by, default)
         for level in sorted({lv for lv, _ in by}):
             methods = sorted({m for lv, m in by if lv == level})
             acc = {
@@ -84,6 +111,9 @@ def summarise(out: Path, default: str = "mix-soft") -> dict[str, Any]:
             if seeds:
                 gains = [100 * (mine[s]["accuracy"] - noaug[s]["accuracy"]) for s in seeds]
                 cell["gain"] = _stats(gains)
+                cell["vetoed"] = sum(bool(mine[s].get("vetoed")) for s in seeds)
+                trained = by.get((level, "abl-noveto"), mine)
+                gains = [100 * (trained[s]["accuracy"] - noaug[s]["accuracy"]) for s in seeds]
                 guard = [mine[s].get("guard") for s in seeds]
                 if all(g is not None for g in guard):
                     agree = [
@@ -160,6 +190,11 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--levels", default="0.001,0.003,0.01")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table instead")
+    ap.add_argument(
+        "--no-veto",
+        action="store_true",
+        help="report the recipe's records as trained, without the guard's veto",
+    )
     args = ap.parse_args()
     out = Path(args.out)
     wall: dict[str, float] = {}
@@ -175,7 +210,7 @@ def main() -> int:
             ]  # fmt: skip
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             wall[task] = round(time.perf_counter() - t0, 1)
-    report = summarise(out)
+    report = summarise(out, veto=not args.no_veto)
     if wall:
         report["wall_seconds"] = wall
     if args.markdown:

@@ -87,6 +87,9 @@ class RecipeConfig(BaseModel):
     """Fix the labeller instead of choosing it (ablations)."""
     fallback: bool = True
     """Let the real data alone win when no setting beats it on the selection half."""
+    veto: bool = True
+    """Drop the chosen records when the guard half says they do not help (gain <= 0):
+    the result is then the real data alone, and the report says so (``vetoed``)."""
     selection_texts: int = Field(default=100, ge=10)
     """Validation texts the LM scores to choose the labeller (at most)."""
     guard_seeds: int = Field(default=3, ge=1)
@@ -128,6 +131,8 @@ class RecipeReport(BaseModel):
     dropped_disagreeing: int
     label_counts: dict[str, int]
     guard: GuardReport | None
+    vetoed: bool = False
+    """The guard said the chosen records do not help, so none are used."""
 
 
 class RecipeResult(BaseModel):
@@ -445,6 +450,10 @@ def run_recipe(
             fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
         )
         say(report.verdict)
+    vetoed = bool(cfg.veto and report is not None and used and not report.helps)
+    if vetoed:
+        say("the guard vetoed the records: the real data alone is used")
+        used = []
     surplus_used: Counter[str] = Counter(best.get("surplus", {})) if used else Counter()
     return RecipeResult(
         records=used,
@@ -468,6 +477,7 @@ def run_recipe(
             dropped_disagreeing=int(drop.sum()),
             label_counts=dict(sorted(Counter(r.label for r in used).items())),
             guard=report,
+            vetoed=vetoed,
         ),
         selection_set=selection,
         guard_set=guard,

@@ -104,7 +104,10 @@ def recipe_config(method: str) -> Any:
         "abl-nofallback": {"fallback": False},
         "abl-fixed": {"ratios": [5.0], "weights": [1.0], "priors": ["real"], "fallback": False},
     }
-    return RecipeConfig(guard=guard, **table[method])
+    # The bench trains the recipe's records even when the guard would veto them, so both
+    # are measured: a vetoed run is the NoAug run by construction, and
+    # benchmarks/effect.py applies the veto from the row's guard (abl-noveto: as trained).
+    return RecipeConfig(guard=guard, veto=False, **table[method])
 
 
 ALL_METHODS: tuple[Method, ...] = get_args(Method)

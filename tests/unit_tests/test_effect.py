@@ -291,6 +291,29 @@ def test_guard_says_plainly_when_augmentation_hurts_or_helps() -> None:
     assert not none.helps and none.gain == 0.0 and "no synthetic record" in none.verdict
 
 
+def test_the_recipe_vetoes_records_its_guard_says_do_not_help(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mixaug.recipe
+    from mixaug.recipe import RecipeConfig, run_recipe
+
+    real = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    val = [Example(text=f"{t} again", label=lab) for t, lab in REVIEWS] * 2
+    spec = get_spec("sst2")
+    pool = augment(real, spec, fake_chat(_replies(["positive", "negative"] * 6)), n=8).records
+    flat = lambda items: LMScores(np.log(np.full((len(items), 2), 0.5)))  # noqa: E731
+    forced = {"fallback": False, "teachers": ["centroid"], "calibrations": ["none"],
+              "ratios": [1.0], "weights": [1.0], "sharpen": [1.0], "guard_seeds": 1}  # fmt: skip
+    hurt = GuardReport(examples=8, with_synthetic=[0.4], without=[0.5], gain=-10.0, spread=0.0,
+                       verdict="augmentation does not help", helps=False)  # fmt: skip
+    monkeypatch.setattr(mixaug.recipe, "guard_gain", lambda *a, **k: hurt)
+    for veto in (True, False):
+        cfg = RecipeConfig(veto=veto, **forced)
+        result = run_recipe(real, val, pool, llm=None, spec=spec, config=cfg, score=flat)
+        assert result.report.vetoed is veto and result.report.guard == hurt
+        assert (result.records == []) is veto and (result.report.ratio is None) is veto
+
+
 # -- the CLI ---------------------------------------------------------------------------
 
 
