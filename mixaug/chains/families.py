@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections import Counter
@@ -608,8 +607,3 @@ def build_family_chain(
         llm, top_logprobs=top_logprobs, stop=stop, concurrency=concurrency, **kwargs
     )
     return prompt | step | FamilyParser(spec=spec, family=family, scorer=scorer)
-
-
-def prompts_for_items(family: str, items: int, n_items: int) -> int:
-    """Prompts needed for ``items`` items."""
-    return max(1, math.ceil(items / items_per_prompt(family, n_items)))

@@ -27,10 +27,7 @@ from pydantic import ConfigDict
 from typing_extensions import override
 
 from mixaug.records import Example
-from mixaug.specs import PromptTexts, TaskSpec
-
-DEFAULT_SYSTEM = PromptTexts().system
-"""The default chat system turn of the mix prompt (``spec.prompts.system``)."""
+from mixaug.specs import TaskSpec
 
 _WS = re.compile(r"\s+")
 

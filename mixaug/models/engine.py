@@ -1,8 +1,9 @@
 """A local transformers engine: batched sampling with logprobs recorded step by step.
 
 The engine backs :class:`~mixaug.models.TransformersLLM` and
-:class:`~mixaug.models.ChatTransformers`. It loads a model lazily, batches prompts
-with left padding into one ``generate()`` call, and records, at each step, the
+:class:`~mixaug.models.ChatTransformers`. It loads a model lazily, runs a batch of
+left-padded prompts through its own KV-cached decoding loop (a row leaves the batch
+as soon as it ends), and records, at each step, the
 sampled token's log-probability and the top-k alternatives, never the full
 vocabulary distribution of every step (Gemma's vocabulary has 262k entries).
 

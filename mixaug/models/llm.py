@@ -18,8 +18,8 @@ from mixaug.models.registry import DEFAULT_MODEL
 class TransformersLLM(BaseLLM):
     r"""Completion model over a local causal LM, with OpenAI-shaped logprobs.
 
-    ``generate`` over many prompts becomes left-padded batched ``generate()`` calls
-    of ``batch_size`` prompts. Weights load on first call (an embedded GGUF is
+    ``generate`` over many prompts runs batches of ``batch_size`` left-padded prompts
+    through the engine's KV-cached loop. Weights load on first call (an embedded GGUF is
     converted once into a cached folder). Every generation carries
     ``generation_info["logprobs"]`` in langchain-openai's completions shape when
     ``logprobs`` (the number of top alternatives) is set.

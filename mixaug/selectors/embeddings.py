@@ -17,8 +17,6 @@ from mixaug.errors import ModelError
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
-DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
-
 
 def default_embeddings(batch_size: int = 64) -> Embeddings:
     """LangChain embeddings over the packaged all-MiniLM-L6-v2, loaded offline.
