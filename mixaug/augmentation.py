@@ -9,9 +9,7 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -521,45 +519,7 @@ def dry_run_rows(
     return rows
 
 
-class JsonlWriter:
-    """Append records to ``<out>.part`` durably; :meth:`commit` renames it to ``out``.
-
-    A run that dies leaves the ``.part`` file with every finished batch in it and
-    never a half-written ``out``.
-    """
-
-    def __init__(self, out: Path, *, append: bool = False) -> None:
-        self.out = out
-        self.part = out.with_name(out.name + ".part")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.part.open("a" if append else "w", encoding="utf-8")
-
-    def write(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows and flush them to disk."""
-        for row in rows:
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-
-    def commit(self) -> None:
-        """Close and atomically move the records into place."""
-        self._fh.close()
-        os.replace(self.part, self.out)
-
-    def close(self) -> None:
-        """Close without committing (the ``.part`` file stays)."""
-        if not self._fh.closed:
-            self._fh.close()
-
-
 def summary_path(out: Path) -> Path:
     """Where the run summary of ``out`` goes: ``x.jsonl`` -> ``x.summary.json``."""
     stem = out.name[: -len(out.suffix)] if out.suffix else out.name
     return out.with_name(stem + ".summary.json")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)

@@ -56,17 +56,16 @@ def cmd_augment(args: argparse.Namespace) -> int:
 def _augment(args: argparse.Namespace, locks: Any) -> int:
     from mixaug.augmentation import (
         GenerationAborted,
-        JsonlWriter,
         augment,
         build_llm,
         dry_run_rows,
         summary_path,
-        write_json_atomic,
     )
     from mixaug.chains.families import anchors_per_prompt
     from mixaug.config import apply_overrides, load_config
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
+    from mixaug.io import JsonlWriter, write_json_atomic
     from mixaug.providers import build_scorer
     from mixaug.records import SyntheticRecord
     from mixaug.runstate import MANIFEST_VERSION, RunConflict, RunFiles, file_hash, fingerprint
@@ -471,27 +470,16 @@ def _build_labeller(
     return labeller, []
 
 
-def _atomic_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write ``rows`` to ``path.part`` (fsync'd); the caller renames it into place."""
-    part = path.with_name(path.name + ".part")
-    part.parent.mkdir(parents=True, exist_ok=True)
-    with part.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return part
-
-
 def cmd_filter(args: argparse.Namespace) -> int:
     """``mixaug filter``: dedup, calibrate and criticise records; write kept and rejects."""
     import time
 
-    from mixaug.augmentation import summary_path, write_json_atomic
+    from mixaug.augmentation import summary_path
     from mixaug.config import FilterConfig, load_config
     from mixaug.data import check_labels, load_examples, load_records
     from mixaug.errors import ConfigError, DataError
     from mixaug.filtering import build_record_filter
+    from mixaug.io import write_json_atomic, write_jsonl_atomic
     from mixaug.specs import BUILTIN_SPECS, get_spec, spec_from_dict
 
     cfg = load_config(args.config)
@@ -568,9 +556,8 @@ def cmd_filter(args: argparse.Namespace) -> int:
         kept += [r.model_dump(mode="json") for r in outcome.kept]
         rejected += [r.to_json_dict() for r in outcome.rejected]
         say(f"{min(i + step, len(records))}/{len(records)} records filtered, {len(kept)} kept")
-    parts = [_atomic_jsonl(out, kept), _atomic_jsonl(rejects, rejected)]
-    for part, final in zip(parts, (out, rejects), strict=True):
-        os.replace(part, final)
+    write_jsonl_atomic(out, kept)
+    write_jsonl_atomic(rejects, rejected)
     summary = {
         **record_filter.summary.model_dump(mode="json"),
         "input_file": str(src),
@@ -642,10 +629,11 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     """``mixaug recipe``: choose how synthetic records are used, on validation data only."""
     import yaml
 
-    from mixaug.augmentation import augment, build_llm, write_json_atomic
+    from mixaug.augmentation import augment, build_llm
     from mixaug.config import load_config
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
+    from mixaug.io import write_json_atomic, write_text_atomic
     from mixaug.providers import build_scorer
     from mixaug.recipe import run_recipe
     from mixaug.selectors import make_selector
@@ -724,10 +712,8 @@ def cmd_recipe(args: argparse.Namespace) -> int:
         + ("" if choice is None else f" ({100 * choice['accuracy']:.1f}% on validation texts)")
         + f"; guard: {rep.guard.verdict if rep.guard else 'not run'}\n"
     )
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     write_json_atomic(report_file, rep.model_dump(mode="json"))
-    os.replace(tmp, out)
+    write_text_atomic(out, header + yaml.safe_dump(document, sort_keys=False))
     _out(
         json.dumps(
             {
@@ -1048,7 +1034,7 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
         return 130
     if args.guard:
         report["guard"] = _loop_guard(args, out, train, guard_val, spec, cfg.seed, say)
-        from mixaug.augmentation import write_json_atomic
+        from mixaug.io import write_json_atomic
 
         write_json_atomic(out / "report.json", report)
     _out(json.dumps({k: v for k, v in report.items() if k != "rounds"}))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mixaug.errors import MixaugError
+from mixaug.io import append_line, write_json_atomic
 
 MANIFEST_VERSION = 1
 
@@ -54,13 +55,6 @@ def file_hash(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:32]
-
-
-def _fsync_append(path: Path, line: str) -> None:
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 @dataclass
@@ -117,18 +111,13 @@ class RunFiles:
 
     def write_manifest(self, data: dict[str, Any]) -> None:
         """Write the manifest atomically."""
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest.with_name(self.manifest.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.manifest)
+        write_json_atomic(self.manifest, data)
 
     # -- journal ---------------------------------------------------------------
     def plan(self, batch_no: int, anchors: list[list[int]], rng_state: Any) -> None:
         """Record a batch's anchors and the selector state before it is generated."""
         line = {"type": "plan", "batch": batch_no, "anchors": anchors, "rng": rng_state}
-        _fsync_append(self.journal, json.dumps(line))
+        append_line(self.journal, json.dumps(line))
 
     def done(self, batch_no: int, records: int, counters: dict[str, Any], rng_state: Any) -> None:
         """Record that a batch's records are on disk (after they were fsync'd)."""
@@ -139,7 +128,7 @@ class RunFiles:
             "counters": counters,
             "rng": rng_state,
         }
-        _fsync_append(self.journal, json.dumps(line))
+        append_line(self.journal, json.dumps(line))
 
     def restore(self) -> Restored:
         """Read the journal back and cut the records file to what it covers."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mixaug.bench.splits import Splits, balanced_subsample, load_splits
 from mixaug.config import LLMConfig
 from mixaug.errors import ConfigError
+from mixaug.io import write_json_atomic, write_jsonl_atomic
 from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 from mixaug.training.args import TrainingArguments
@@ -167,16 +167,6 @@ def _hash(data: Any) -> str:
     return hashlib.sha256(raw).hexdigest()[:12]
 
 
-def _write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class Bench:
     """Runs a :class:`BenchConfig`; see the module docstring."""
 
@@ -284,7 +274,7 @@ class Bench:
             rows, gen = self._generate(sub, seed, level, family, anchors=anchors)
             stats |= gen
         meta = {"seconds": round(time.perf_counter() - t0, 2), "key": _hash(key), **stats}
-        _write_jsonl_atomic(path, [meta, *rows])
+        write_jsonl_atomic(path, [meta, *rows])
         return self._items(family, rows), meta, False
 
     def _wanted(self, sub: list[Example]) -> int:
@@ -768,7 +758,5 @@ def run_bench(
         "plot": None if png is None else str(png),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "summary.json")
+    write_json_atomic(out / "summary.json", summary)
     return summary

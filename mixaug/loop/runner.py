@@ -16,26 +16,17 @@ Example:
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from mixaug.io import write_text_atomic
 from mixaug.loop.graph import LoopContext, LoopState, build_loop_graph, initial_state
 from mixaug.runstate import RunConflict, fingerprint
 
 THREAD_ID = "mixaug-loop"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> str:
@@ -44,9 +35,9 @@ def _jsonl(rows: list[dict[str, Any]]) -> str:
 
 def write_round_files(out: Path, state: LoopState) -> None:
     """``rounds.json``, ``records.jsonl`` and ``rejects.jsonl`` from ``state``."""
-    _write_atomic(out / "rounds.json", json.dumps(state.get("rounds", []), indent=2) + "\n")
-    _write_atomic(out / "records.jsonl", _jsonl(state.get("kept", [])))
-    _write_atomic(out / "rejects.jsonl", _jsonl(state.get("rejected", [])))
+    write_text_atomic(out / "rounds.json", json.dumps(state.get("rounds", []), indent=2) + "\n")
+    write_text_atomic(out / "records.jsonl", _jsonl(state.get("kept", [])))
+    write_text_atomic(out / "rejects.jsonl", _jsonl(state.get("rejected", [])))
 
 
 def plot_rounds(rounds: list[dict[str, Any]], baseline: float | None, path: Path) -> Path | None:
@@ -160,7 +151,9 @@ def run_loop(
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
     if not manifest_path.exists():
-        _write_atomic(manifest_path, json.dumps({"fingerprint": fp, **settings}, indent=2) + "\n")
+        write_text_atomic(
+            manifest_path, json.dumps({"fingerprint": fp, **settings}, indent=2) + "\n"
+        )
 
     user_hook = ctx.on_round
 
@@ -195,6 +188,6 @@ def run_loop(
     final: LoopState = result
     write_round_files(out, final)
     report = report_of(final)
-    _write_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2) + "\n")
     plot_rounds(final.get("rounds", []), report["baseline_accuracy"], out / "accuracy.png")
     return report
