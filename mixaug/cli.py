@@ -109,7 +109,7 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
     refuse_inputs(
         written,
         {"--data": args.data, "--val": args.val, "--config": args.config}
-        | {f"--eval {p}": p for p in eval_files},
+        | {f"--leakage {p}": p for p in eval_files},
     )
     check_side_files([*files.all()[1:], summary_file])
     eval_examples = [e for path in eval_files for e in load_examples(path)]
@@ -122,7 +122,10 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
     if eval_files and cfg.filter is not None:
         settings["eval"] = [file_hash(path) for path in eval_files]
     elif eval_files:
-        msg = "--eval is for the filter's leakage check; add a 'filter:' section to the config."
+        msg = (
+            "--leakage (--eval) is for the filter's leakage check; add a 'filter:' section "
+            "to the config."
+        )
         raise ConfigError(msg)
     from mixaug.config import LabelsConfig
 
@@ -507,7 +510,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     refuse_inputs(
         written,
         {"IN": src, "--train": args.train, "--config": args.config}
-        | {f"--eval {p}": p for p in args.eval or []},
+        | {f"--leakage {p}": p for p in args.eval or []},
     )
     if rejects.resolve() == summary_file.resolve():
         msg = f"--rejects {str(rejects)!r} is where --out's summary goes; choose another path."
@@ -749,7 +752,7 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
         out,
         {
             "--train": args.train,
-            "--eval": args.eval,
+            "--test": args.eval,
             "--val": args.val,
             "--synthetic": args.synthetic,
             "--encoder": args.encoder,
@@ -769,7 +772,7 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
         labels = list(spec.label_names)
     else:
         labels = sorted({e.label for e in train} | {lab for r in synthetic for lab in r.soft_label})
-    for name, rows in (("--eval", evaluation), ("--val", validation or [])):
+    for name, rows in (("--test", evaluation), ("--val", validation or [])):
         extra = sorted({e.label for e in rows} - set(labels))
         if extra:
             msg = f"{name} has labels {extra} the training data lacks (labels: {labels})."
@@ -944,19 +947,19 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
         msg = "The loop's classifier needs training examples of at least two labels."
         raise ConfigError(msg)
     out = _results_folder(args.out)
-    _inputs_outside(out, {"--data": args.data, "--eval": args.eval, "--config": args.config})
+    _inputs_outside(out, {"--data": args.data, "--val": args.eval, "--config": args.config})
     guard_val: list[Any] = []
     if args.guard:
-        if not args.val:
+        if not args.held_out:
             msg = (
-                "--guard measures the gain on labelled data the loop never saw: pass --val "
-                "FILE (not the --eval file, on which the loop chose its rounds)."
+                "--guard measures the gain on labelled data the loop never saw: pass "
+                "--held-out FILE (not the --val file, on which the loop chose its rounds)."
             )
             raise ConfigError(msg)
-        if Path(args.val).resolve() == Path(args.eval).resolve():
-            msg = "--val must not be the --eval file: the loop chose its rounds on --eval."
+        if Path(args.held_out).resolve() == Path(args.eval).resolve():
+            msg = "--held-out must not be the --val file: the loop chose its rounds on it."
             raise ConfigError(msg)
-        guard_val = load_examples(args.val)
+        guard_val = load_examples(args.held_out)
         check_labels(guard_val, spec)
         from mixaug.recipe import split_validation
 
@@ -1188,9 +1191,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--config", help="YAML config file")
     a.add_argument(
+        "--leakage",
         "--eval",
+        dest="eval",
         action="append",
-        help="evaluation/test data the filter checks for leakage (repeatable; needs 'filter:')",
+        help="evaluation/test data the filter checks for leakage (repeatable; needs "
+        "'filter:'; --eval: the old spelling)",
     )
     a.add_argument(
         "--val",
@@ -1232,7 +1238,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("input", help="synthetic records (.jsonl from mixaug augment)")
     f.add_argument("--train", required=True, help="the real training data (.jsonl or .csv)")
     f.add_argument(
-        "--eval", action="append", help="evaluation/test data checked for leakage (repeatable)"
+        "--leakage",
+        "--eval",
+        dest="eval",
+        action="append",
+        help="evaluation/test data checked for leakage (repeatable; --eval: the old spelling)",
     )
     f.add_argument("--out", required=True, help="kept records (.jsonl)")
     f.add_argument("--rejects", required=True, help="removed records with their reasons (.jsonl)")
@@ -1250,7 +1260,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train the classifier on real (+ synthetic) data")
     t.add_argument("--train", required=True, help="real labelled data (.jsonl or .csv)")
     t.add_argument("--synthetic", help="synthetic records from mixaug augment (.jsonl)")
-    t.add_argument("--eval", required=True, help="labelled data the metrics are measured on")
+    t.add_argument(
+        "--test",
+        "--eval",
+        dest="eval",
+        required=True,
+        help="labelled data the metrics are measured on (--eval: the old spelling)",
+    )
     t.add_argument("--val", help="labelled validation data for early stopping")
     t.add_argument("--out", required=True, help="folder for the trained model")
     t.add_argument("--task", help="task spec (fixes the label order)")
@@ -1313,7 +1329,13 @@ def build_parser() -> argparse.ArgumentParser:
         "loop", help="agentic augmentation in rounds, aimed by a quick classifier (resumable)"
     )
     lp.add_argument("--data", required=True, help="labelled training data (.jsonl or .csv)")
-    lp.add_argument("--eval", required=True, help="labelled validation data")
+    lp.add_argument(
+        "--val",
+        "--eval",
+        dest="eval",
+        required=True,
+        help="labelled validation data the loop aims and stops on (--eval: the old spelling)",
+    )
     lp.add_argument("--task", help="task spec (sst2, trec6, ... or a spec .yaml)")
     lp.add_argument("--out", required=True, help="folder; rerun with the same folder to resume")
     lp.add_argument("--max-rounds", type=int, dest="max_rounds")
@@ -1334,7 +1356,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="at the end, train with and without the kept records on --val and report the gain",
     )
-    lp.add_argument("--val", help="labelled data held out from --eval, for --guard")
+    lp.add_argument(
+        "--held-out", dest="held_out", help="labelled data held out from --val, for --guard"
+    )
     lp.add_argument("--overwrite", action="store_true", help="start again in --out")
     lp.add_argument("--quiet", action="store_true")
     lp.set_defaults(func=cmd_loop)

@@ -209,12 +209,12 @@ def test_loop_cli_guard_reports_the_gain_on_held_out_data(
     base = ["loop", "--data", str(data), "--eval", str(dev), "--task", "sst2", "--max-rounds",
             "1", "--out", str(tmp_path / "G"), "--config", str(cfg), "--quiet",
             "--guard"]  # fmt: skip
-    assert main(base) == 2  # no --val
-    assert "--val" in capsys.readouterr().err
-    assert main([*base, "--val", str(dev)]) == 2  # the loop's own --eval is not held out
-    assert "must not be the --eval file" in capsys.readouterr().err
+    assert main(base) == 2  # no --held-out
+    assert "--held-out" in capsys.readouterr().err
+    assert main([*base, "--held-out", str(dev)]) == 2  # the loop's own --eval is not held out
+    assert "must not be the --val file" in capsys.readouterr().err
     assert not (tmp_path / "G").exists()
-    assert main([*base, "--val", str(held)]) == 0
+    assert main([*base, "--held-out", str(held)]) == 0
     report = json.loads(capsys.readouterr().out)
     guard = report["guard"]
     assert guard["examples"] > 0 and len(guard["without"]) == 3
