@@ -82,7 +82,7 @@ def build_llm(config: LLMConfig, *, seed: int | None = None) -> BaseLanguageMode
             "dtype": config.dtype,
         }
         if config.mode == "chat":
-            return ChatTransformers(**common)
+            return ChatTransformers(**common, batch_size=config.batch_size)
         return TransformersLLM(**common, batch_size=config.batch_size, threads=config.threads)
     if config.provider == "openai":
         _need("langchain_openai", "openai")

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections import deque
+from contextvars import ContextVar
+from typing import Any, Literal, cast
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.callbacks import CallbackManagerForLLMRun, Callbacks
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.outputs import ChatGeneration, ChatResult, LLMResult
+from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field
 from typing_extensions import override
 
 from mixaug.models._common import chat_logprobs, sampling_params
-from mixaug.models.engine import LocalEngine
+from mixaug.models.engine import Completion, LocalEngine, SamplingParams
 from mixaug.models.registry import DEFAULT_MODEL
 
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+_PREFETCHED: ContextVar[dict[str, deque[Completion]] | None] = ContextVar(
+    "mixaug_chat_prefetched", default=None
+)
+"""Replies a batched :meth:`ChatTransformers.generate` made ahead, by rendered prompt."""
 
 
 class ChatTransformers(BaseChatModel):
@@ -76,6 +85,9 @@ class ChatTransformers(BaseChatModel):
     """Join messages as plain text instead of applying a chat template."""
     streaming: bool = False
     """Accepted for API parity; replies come whole."""
+    batch_size: int = Field(default=16, ge=1)
+    """Prompts per engine batch when ``generate`` gets many message lists at once (a
+    chain's ``batch``): they decode together instead of one after another."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Weight type of the layers. ``bfloat16`` is 7-50 % faster on CPUs with native
     bfloat16 (AMX / AVX-512 BF16) but not exact: soft labels move by about 0.01 and
@@ -113,6 +125,78 @@ class ChatTransformers(BaseChatModel):
         )
         return str(text)
 
+    def _params(self, stop: list[str] | None, kwargs: dict[str, Any]) -> SamplingParams:
+        want = bool(kwargs.get("logprobs", self.logprobs))
+        k = kwargs.get("top_logprobs", self.top_logprobs)
+        return sampling_params(
+            self, stop, kwargs, top_logprobs=(20 if k is None else int(k)) if want else 0
+        )
+
+    @override
+    def generate(
+        self,
+        messages: list[list[BaseMessage]],
+        stop: list[str] | None = None,
+        callbacks: Callbacks = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        """Reply to each message list; many lists decode in batches of ``batch_size``.
+
+        The replies are made ahead in engine batches, then LangChain's own loop hands
+        them out (callbacks, tracing and errors work as for one call at a time). Under
+        a seed, replies are reproducible for the same batch.
+        """
+        if len(messages) < 2 or self.cache or _PREFETCHED.get() is not None:
+            return super().generate(messages, stop, callbacks, **kwargs)
+        call = {
+            k: v for k, v in kwargs.items() if k not in {"tags", "metadata", "run_name", "run_id"}
+        }
+        params = self._params(stop, call)
+        prompts = [self.render(m) for m in messages]
+        made: dict[str, deque[Completion]] = {}
+        base_seed = params.seed
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts[start : start + self.batch_size]
+            if base_seed is not None:
+                params.seed = base_seed + start
+            for prompt, c in zip(chunk, self.engine.generate(chunk, params), strict=True):
+                made.setdefault(prompt, deque()).append(c)
+        token = _PREFETCHED.set(made)
+        try:
+            return super().generate(messages, stop, callbacks, **kwargs)
+        finally:
+            _PREFETCHED.reset(token)
+
+    @override
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        """Replies to many inputs through one batched :meth:`generate` (not a thread each)."""
+        if not inputs:
+            return []
+        configs = get_config_list(config, len(inputs))
+        stop = kwargs.pop("stop", None)
+        try:
+            messages = [self._convert_input(i).to_messages() for i in inputs]
+            result = self.generate(
+                messages,
+                stop=stop,
+                callbacks=configs[0].get("callbacks"),
+                tags=configs[0].get("tags"),
+                metadata=configs[0].get("metadata"),
+                **kwargs,
+            )
+        except Exception as e:
+            if return_exceptions:
+                return [e] * len(inputs)  # type: ignore[list-item]
+            raise
+        return [cast("AIMessage", cast("ChatGeneration", g[0]).message) for g in result.generations]
+
     @override
     def _generate(
         self,
@@ -122,11 +206,14 @@ class ChatTransformers(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         want = bool(kwargs.get("logprobs", self.logprobs))
-        k = kwargs.get("top_logprobs", self.top_logprobs)
-        params = sampling_params(
-            self, stop, kwargs, top_logprobs=(20 if k is None else int(k)) if want else 0
-        )
-        (c,) = self.engine.generate([self.render(messages)], params)
+        params = self._params(stop, kwargs)
+        prompt = self.render(messages)
+        made = _PREFETCHED.get()
+        ready = made.get(prompt) if made is not None else None
+        if ready:
+            c = ready.popleft()
+        else:
+            (c,) = self.engine.generate([prompt], params)
         metadata: dict[str, Any] = {
             "model_name": self.model_name,
             "finish_reason": c.finish_reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from typing import Any
 
 import pytest
 from fakes import REVIEWS
@@ -150,6 +151,30 @@ def test_chat_model_with_a_template_returns_openai_logprobs(smollm2: str) -> Non
     assert msg.usage_metadata["output_tokens"] == len(content)
     plain = chat.invoke("Say hello.")
     assert "logprobs" not in plain.response_metadata
+
+
+def test_chat_batches_many_message_lists_in_one_engine_call(
+    smollm2: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chain's batch reaches BaseChatModel.generate with many message lists; they
+    # decode together (one engine call per batch_size), greedy replies as if alone.
+    chat = ChatTransformers(model=smollm2, temperature=0, max_tokens=12, batch_size=4)
+    questions = [[("human", q)] for q in ("Say hello.", "Name a colour.", "Count to three.")]
+    alone = [chat.invoke(q) for q in questions]
+    calls: list[int] = []
+    engine = chat.engine
+    real = engine.generate
+
+    def counting(prompts: list[str], params: Any) -> Any:
+        calls.append(len(prompts))
+        return real(prompts, params)
+
+    monkeypatch.setattr(engine, "generate", counting)
+    together = chat.bind(logprobs=True).batch(questions)
+    assert calls == [3]  # one batch, no call per prompt
+    for a, b in zip(alone, together, strict=True):
+        assert a.content == b.content
+        assert "logprobs" in b.response_metadata and b.usage_metadata["output_tokens"] > 0
 
 
 def test_base_model_chat_runs_raw() -> None:
