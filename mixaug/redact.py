@@ -20,7 +20,8 @@ import re
 _SECRETS: set[str] = set()
 
 _PATTERNS = (
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 ***"),
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (re.compile(r"\b(Basic)\s+[A-Za-z0-9+/]{16,}={0,2}"), r"\1 ***"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"), "***"),
     (re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"), r"\1***"),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@]+@"), r"\1***@"),

@@ -275,6 +275,9 @@ def test_redact_removes_tokens_keys_and_url_credentials() -> None:
     )
     assert redact_url("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
     assert redact("nothing secret here") == "nothing secret here"
+    assert redact("Authorization: Basic dXNlcjpodW50ZXIyMjIy") == "Authorization: Basic ***"
+    plain = "the basic settings of a bearer bond and a task-12345678 id"
+    assert redact(plain) == plain  # ordinary words are left alone
 
 
 # -- 7. refused up front, nothing written --------------------------------------------
