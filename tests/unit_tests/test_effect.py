@@ -402,3 +402,31 @@ def test_recipe_cli_writes_a_config_that_loads(
     same = ["recipe", "--data", str(data), "--val", str(val), "--task", "sst2", "--out",
             str(data), "--overwrite", "--quiet"]  # fmt: skip
     assert main(same) == 2 and data.read_text().count("\n") == len(REVIEWS)
+
+
+def test_effect_summary_applies_the_guard_veto(tmp_path: Path) -> None:
+    # benchmarks/effect.py reports the recipe as shipped: a run whose guard says the
+    # records do not help is NoAug's run; the rows as trained stay under abl-noveto.
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "effect.py"
+    spec = importlib.util.spec_from_file_location("effect_bench", path)
+    assert spec is not None and spec.loader is not None
+    effect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(effect)
+    rows = [
+        {"level": 0.01, "seed": 0, "method": "noaug", "accuracy": 0.60},
+        {"level": 0.01, "seed": 1, "method": "noaug", "accuracy": 0.62},
+        {"level": 0.01, "seed": 0, "method": "mix-soft", "accuracy": 0.55,
+         "guard": {"gain": -2.0, "helps": False}, "train_seconds": 1, "generation_seconds": 1},
+        {"level": 0.01, "seed": 1, "method": "mix-soft", "accuracy": 0.66,
+         "guard": {"gain": 3.0, "helps": True}, "train_seconds": 1, "generation_seconds": 1},
+    ]  # fmt: skip
+    (tmp_path / "sst2").mkdir()
+    (tmp_path / "sst2" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cell = effect.summarise(tmp_path)["cells"][0]
+    assert cell["accuracy"]["mix-soft"]["mean"] == pytest.approx(63.0)  # 60 (vetoed), 66
+    assert cell["accuracy"]["abl-noveto"]["mean"] == pytest.approx(60.5)  # 55, 66 as trained
+    assert cell["vetoed"] == 1 and cell["guard_sign_agrees"] == [True, True]
+    raw = effect.summarise(tmp_path, veto=False)["cells"][0]
+    assert raw["accuracy"]["mix-soft"]["mean"] == pytest.approx(60.5)
