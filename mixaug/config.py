@@ -328,7 +328,7 @@ class LabelsConfig(BaseModel):
     """Final labels, class quotas and the synthetic records' weight: the effect recipe.
 
     The shipped defaults are the settings the recipe chose most often on SST-2,
-    TREC-6 and CoLA (validation data only; see the README's Effect section).
+    TREC-6 and CoLA (validation data only; see docs/effect.md).
     """
 
     model_config = ConfigDict(extra="forbid")
