@@ -79,7 +79,12 @@ def test_api_key_never_leaves_the_environment(llama_server: LlamaServer, tmp_pat
 def test_a_server_killed_mid_run_stops_cleanly(tmp_path: Path) -> None:
     server = LlamaServer(tmp_path / "server.log")
     out = tmp_path / "killed.jsonl"
-    cfg = _config(tmp_path, server.url, "completion", timeout=10, max_retries=1, batch_size=2)
+    # One request at a time with room to finish: on a loaded 2-core machine two concurrent
+    # 100-token requests to the one-thread server took over 10 s and timed out before the
+    # kill. After the kill the connection is refused at once, so the timeout costs nothing.
+    cfg = _config(
+        tmp_path, server.url, "completion", timeout=60, max_retries=1, batch_size=2, concurrency=1
+    )
     proc = subprocess.Popen(
         augment_cmd(out, 200, "--config", str(cfg)),
         stdout=subprocess.PIPE,
