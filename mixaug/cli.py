@@ -743,12 +743,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, locks: Any) -> int:
     from mixaug.data import check_labels, load_examples, load_records
     from mixaug.errors import ConfigError
-    from mixaug.paths import check_out_folder, mark_folder, replace_folder, staging_folder
+    from mixaug.paths import (
+        check_out_folder,
+        mark_folder,
+        refuse_inputs_inside,
+        replace_folder,
+        staging_folder,
+    )
     from mixaug.specs import get_spec
     from mixaug.training import TextClassifier, TextDataset, Trainer
 
     out = check_out_folder(args.out, overwrite=args.overwrite)
-    _inputs_outside(
+    refuse_inputs_inside(
         out,
         {
             "--train": args.train,
@@ -814,22 +820,6 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
     return 0
 
 
-def _inputs_outside(out: Path, inputs: dict[str, Any]) -> None:
-    """Refuse an output folder that holds (or is) one of the inputs."""
-    from mixaug.errors import ConfigError
-
-    for flag, value in inputs.items():
-        if value is None:
-            continue
-        src = Path(value).expanduser().resolve()
-        if src.is_relative_to(out):
-            msg = (
-                f"--out {str(out)!r} holds {flag} {str(value)!r}; mixaug never replaces a "
-                "folder with its inputs in it: choose another --out."
-            )
-            raise ConfigError(msg)
-
-
 def cmd_bench(args: argparse.Namespace) -> int:
     """``mixaug bench``: the paper's protocol; writes results, a table and a plot."""
     from pydantic import ValidationError
@@ -866,7 +856,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValidationError as e:
         msg = f"Invalid bench settings: {describe_validation_error(e)}."
         raise ConfigError(msg) from None
-    out = _results_folder(args.out)
+    from mixaug.paths import writable_folder
+
+    out = writable_folder(args.out)
     if args.encoder is not None:
         from mixaug.training.model import check_encoder
 
@@ -883,26 +875,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         summary = run_bench(bench_cfg, log=say, progress=not args.quiet)
     _out(json.dumps({k: v for k, v in summary.items() if k != "config"}))
     return 0
-
-
-def _results_folder(raw: str) -> Path:
-    """A folder a command adds results to (never deletes): not a file, not under one."""
-    from mixaug.errors import ConfigError
-
-    out = Path(raw).expanduser().resolve()
-    if out.exists() and not out.is_dir():
-        msg = f"--out {raw!r} is a file; give a folder for the results."
-        raise ConfigError(msg)
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        msg = f"--out {raw!r} is under {str(parent)!r}, which is a file; give a folder."
-        raise ConfigError(msg)
-    if not os.access(parent, os.W_OK):
-        msg = f"Cannot write to {raw!r}: {str(parent)!r} is not writable."
-        raise ConfigError(msg)
-    return out
 
 
 def cmd_loop(args: argparse.Namespace) -> int:
@@ -946,8 +918,10 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
     if len({e.label for e in train}) < 2:
         msg = "The loop's classifier needs training examples of at least two labels."
         raise ConfigError(msg)
-    out = _results_folder(args.out)
-    _inputs_outside(out, {"--data": args.data, "--val": args.eval, "--config": args.config})
+    from mixaug.paths import refuse_inputs_inside, writable_folder
+
+    out = writable_folder(args.out)
+    refuse_inputs_inside(out, {"--data": args.data, "--val": args.eval, "--config": args.config})
     guard_val: list[Any] = []
     if args.guard:
         if not args.held_out:

@@ -151,15 +151,11 @@ def check_side_files(paths: Iterable[Path]) -> None:
             raise ConfigError(msg)
 
 
-def check_out_folder(raw: str | Path, flag: str = "--out", *, overwrite: bool = False) -> Path:
-    """The resolved output folder, after checking it may be written (or replaced).
-
-    A non-empty folder is refused unless ``overwrite``; with ``overwrite`` it must be
-    a folder a mixaug command wrote (it holds :data:`MARKER`).
+def writable_folder(raw: str | Path, flag: str = "--out") -> Path:
+    """The resolved folder ``raw``, which can be created or added to.
 
     Raises:
-        ConfigError: for a file, a path under a file, a non-empty folder without
-            ``overwrite``, or a folder mixaug did not write.
+        ConfigError: for a file, a path under a file, or an unwritable parent.
     """
     out = Path(raw).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -174,6 +170,37 @@ def check_out_folder(raw: str | Path, flag: str = "--out", *, overwrite: bool = 
     if not os.access(parent, os.W_OK):
         msg = f"Cannot write to {str(raw)!r}: {str(parent)!r} is not writable."
         raise ConfigError(msg)
+    return out
+
+
+def refuse_inputs_inside(out: Path, inputs: Mapping[str, str | Path | None]) -> None:
+    """Refuse an output folder that holds (or is) one of the inputs.
+
+    Raises:
+        ConfigError: naming the input.
+    """
+    for flag, value in inputs.items():
+        if value is None:
+            continue
+        if Path(value).expanduser().resolve().is_relative_to(out):
+            msg = (
+                f"--out {str(out)!r} holds {flag} {str(value)!r}; mixaug never replaces a "
+                "folder with its inputs in it: choose another --out."
+            )
+            raise ConfigError(msg)
+
+
+def check_out_folder(raw: str | Path, flag: str = "--out", *, overwrite: bool = False) -> Path:
+    """The resolved output folder, after checking it may be written (or replaced).
+
+    A non-empty folder is refused unless ``overwrite``; with ``overwrite`` it must be
+    a folder a mixaug command wrote (it holds :data:`MARKER`).
+
+    Raises:
+        ConfigError: for a file, a path under a file, a non-empty folder without
+            ``overwrite``, or a folder mixaug did not write.
+    """
+    out = writable_folder(raw, flag)
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             msg = f"{flag} {str(raw)!r} is not empty; pass --overwrite or choose another folder."
