@@ -20,6 +20,7 @@ from typing import Any
 from langchain_core.language_models import BaseLanguageModel
 
 from mixaug.chains.families import (
+    Family,
     anchors_per_prompt,
     build_family_chain,
     check_family,
@@ -67,6 +68,36 @@ class AugmentResult:
     """Records dropped because their final label's class quota was already full."""
     relabelled: int = 0
     """Records whose final label differs from the LM's own (a labeller ran)."""
+
+    def counters(self, **extra: Any) -> dict[str, Any]:
+        """The journal's form of this result's counts (what a resume restores)."""
+        return {
+            "attempts": self.attempts,
+            "failures": dict(self.failures),
+            "surplus": self.surplus,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "rejected": self.rejected,
+            "filter": self.filter_summary,
+            "quota_surplus": dict(self.quota_surplus),
+            "relabelled": self.relabelled,
+            **extra,
+        }
+
+    def restore_counters(self, c: Mapping[str, Any]) -> None:
+        """Take the counts of :meth:`counters` back (``seconds`` is the caller's)."""
+        self.attempts = int(c.get("attempts", 0))
+        self.failures = Counter(c.get("failures", {}))
+        self.surplus = int(c.get("surplus", 0))
+        self.prompt_tokens = int(c.get("prompt_tokens", 0))
+        self.completion_tokens = int(c.get("completion_tokens", 0))
+        self.errors = list(c.get("errors", []))
+        self.rejected = int(c.get("rejected", 0))
+        self.quota_surplus = Counter(c.get("quota_surplus", {}))
+        self.relabelled = int(c.get("relabelled", 0))
+        self.filter_summary = c.get("filter") or self.filter_summary
 
     @property
     def parsed(self) -> int:
@@ -257,202 +288,308 @@ def augment(
         n = sum(quotas.values())
     if selector is None:
         selector = RandomAnchorSelector(examples, k=anchors_per_prompt(family, k), seed=seed)
-    strategy = getattr(selector, "strategy", type(selector).__name__)
-    per_prompt = items_per_prompt(family, n_items)
-
-    def make_chain(**kw: Any) -> Any:
-        return build_family_chain(
-            llm,
-            spec,
-            family,
-            top_logprobs=top_logprobs,
-            scorer=scorer,
-            concurrency=concurrency,
-            n_items=n_items,
-            **kw,
-        )
-
-    chain = make_chain()
-    seedable = "seed" in type(llm).model_fields
-    name = model_name(llm)
-    limit = max_attempts if max_attempts is not None else 3 * n + 16
-    result = AugmentResult(records=list(done_records or []))
-    started = time.perf_counter()
-    failed_batches = 0
-    batch_no = 0
-    earlier_seconds = 0.0
-    pending: list[list[int]] | None = None
+    settings = _Settings(
+        n=n,
+        seed=seed,
+        batch_size=batch_size,
+        limit=max_attempts if max_attempts is not None else 3 * n + 16,
+        family=family,
+        n_items=n_items,
+        shares=tuple(shares),
+        quotas=None if quotas is None else dict(quotas),
+        chain_options={
+            "top_logprobs": top_logprobs,
+            "scorer": scorer,
+            "concurrency": concurrency,
+            "n_items": n_items,
+        },
+    )
+    run = _Run(
+        examples,
+        spec,
+        llm,
+        settings,
+        selector,
+        hooks=_Hooks(on_batch, on_reject, checkpoint, record_filter, labeller),
+        done_records=done_records,
+    )
     if restored is not None:
-        c = restored.counters
-        result.attempts = int(c.get("attempts", 0))
-        result.failures = Counter(c.get("failures", {}))
-        result.surplus = int(c.get("surplus", 0))
-        result.prompt_tokens = int(c.get("prompt_tokens", 0))
-        result.completion_tokens = int(c.get("completion_tokens", 0))
-        result.errors = list(c.get("errors", []))
-        failed_batches = int(c.get("failed_batches", 0))
-        earlier_seconds = float(c.get("seconds", 0.0))
-        batch_no = restored.batch_no
-        pending = restored.pending_plan
-        result.rejected = int(c.get("rejected", 0))
-        result.quota_surplus = Counter(c.get("quota_surplus", {}))
-        result.relabelled = int(c.get("relabelled", 0))
-        if record_filter is not None and c.get("filter"):
-            record_filter.summary = FilterSummary.model_validate(c["filter"])
-        if restored.rng_state is not None:
-            selector.set_state(restored.rng_state)
+        run.restore(restored)
     if record_filter is not None:
-        record_filter.prime(result.records)
-    position = {(e.text, e.label): i for i, e in reversed(list(enumerate(examples)))}
-    while len(result.records) < n and result.attempts < limit:
-        remaining = n - len(result.records)
-        rate = len(result.records) / result.attempts if result.attempts else 1.0
-        want = math.ceil(remaining / max(rate, 0.5))
-        budget = max(1, (limit - result.attempts) // per_prompt)
-        size = max(1, min(batch_size, budget, math.ceil(want / per_prompt)))
-        rng_before = selector.get_state() if checkpoint is not None else None
-        requests = plan_requests(
-            family,
-            [selector.select_examples(h) for h in _hints(quotas, result.records, size)],
-            spec=spec,
-            pool=examples,
-            counts=Counter(r.generated_label or r.label for r in result.records),
-            n_items=n_items,
-            shares=shares,
-            seed=seed,
-            batch_no=batch_no,
+        record_filter.prime(run.result.records)
+    while run.wants_more():
+        run.step()
+    run.result.seconds = run.elapsed()
+    run.result.complete = len(run.result.records) >= n
+    return run.result
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What one :func:`augment` call asks for (its arguments, resolved)."""
+
+    n: int
+    seed: int
+    batch_size: int
+    limit: int
+    family: Family
+    n_items: int
+    shares: tuple[int, ...]
+    quotas: dict[str, int] | None
+    chain_options: dict[str, Any]
+
+    @property
+    def per_prompt(self) -> int:
+        return items_per_prompt(self.family, self.n_items)
+
+
+@dataclass
+class _Hooks:
+    """The caller's callbacks and optional steps of :func:`augment`."""
+
+    on_batch: Callable[[AugmentResult, list[SyntheticRecord]], None] | None
+    on_reject: Callable[[list[Rejected]], None] | None
+    checkpoint: RunFiles | None
+    record_filter: RecordFilter | None
+    labeller: Callable[[list[SyntheticRecord]], tuple[list[SyntheticRecord], list[Any]]] | None
+
+    def reject(self, rejected: list[Rejected]) -> None:
+        if self.on_reject is not None and rejected:
+            self.on_reject(rejected)
+
+
+class _Run:
+    """One generation run: plans a batch, asks the model, admits the records, journals.
+
+    It owns the resumable state (the result's counters, the batch number, a pending
+    plan of an interrupted batch and the selector's random state).
+    """
+
+    def __init__(
+        self,
+        examples: list[Example],
+        spec: TaskSpec,
+        llm: BaseLanguageModel[Any],
+        settings: _Settings,
+        selector: AnchorSelector,
+        *,
+        hooks: _Hooks,
+        done_records: list[SyntheticRecord] | None,
+    ) -> None:
+        self.examples = examples
+        self.spec = spec
+        self.llm = llm
+        self.cfg = settings
+        self.selector = selector
+        self.hooks = hooks
+        self.strategy = getattr(selector, "strategy", type(selector).__name__)
+        self.model = model_name(llm)
+        self.seedable = "seed" in type(llm).model_fields
+        self.chain = self._chain()
+        self.result = AugmentResult(records=list(done_records or []))
+        self.failed_batches = 0
+        self.batch_no = 0
+        self.earlier_seconds = 0.0
+        self.started = time.perf_counter()
+        self.pending: list[list[int]] | None = None
+        self.position = {(e.text, e.label): i for i, e in reversed(list(enumerate(examples)))}
+
+    def _chain(self, **kw: Any) -> Any:
+        return build_family_chain(
+            self.llm, self.spec, self.cfg.family, **self.cfg.chain_options, **kw
         )
-        anchor_sets = [req["anchors"] for req in requests]
+
+    def elapsed(self) -> float:
+        return self.earlier_seconds + time.perf_counter() - self.started
+
+    def restore(self, restored: Restored) -> None:
+        """Go on where an interrupted run's journal stopped."""
+        c = restored.counters
+        self.result.restore_counters(c)
+        self.failed_batches = int(c.get("failed_batches", 0))
+        self.earlier_seconds = float(c.get("seconds", 0.0))
+        self.batch_no = restored.batch_no
+        self.pending = restored.pending_plan
+        if self.hooks.record_filter is not None and c.get("filter"):
+            self.hooks.record_filter.summary = FilterSummary.model_validate(c["filter"])
+        if restored.rng_state is not None:
+            self.selector.set_state(restored.rng_state)
+
+    def wants_more(self) -> bool:
+        return len(self.result.records) < self.cfg.n and self.result.attempts < self.cfg.limit
+
+    def _batch_size(self) -> int:
+        res, per = self.result, self.cfg.per_prompt
+        remaining = self.cfg.n - len(res.records)
+        rate = len(res.records) / res.attempts if res.attempts else 1.0
+        want = math.ceil(remaining / max(rate, 0.5))
+        budget = max(1, (self.cfg.limit - res.attempts) // per)
+        return max(1, min(self.cfg.batch_size, budget, math.ceil(want / per)))
+
+    def step(self) -> None:
+        """One batch: plan, generate, admit, commit (raises GenerationAborted)."""
+        size = self._batch_size()
+        requests = self._plan(size)
+        if self.seedable:
+            # A seed per batch makes a run reproducible under the same --seed.
+            self.chain = self._chain(seed=self.cfg.seed * 1_000_003 + self.batch_no)
+        self.batch_no += 1
+        outputs = self.chain.batch(requests, return_exceptions=True)
+        for out in outputs:
+            if isinstance(out, BaseException) and not isinstance(out, Exception):
+                raise out  # KeyboardInterrupt and the like end the run (it can resume)
+        new, errors = self._parse(requests, outputs)
+        new = self._admit(new)
+        self._commit(new, errors == size)
+
+    def _plan(self, size: int) -> list[dict[str, Any]]:
+        checkpoint = self.hooks.checkpoint
+        rng_before = self.selector.get_state() if checkpoint is not None else None
+        records = self.result.records
+        requests = plan_requests(
+            self.cfg.family,
+            [self.selector.select_examples(h) for h in _hints(self.cfg.quotas, records, size)],
+            spec=self.spec,
+            pool=self.examples,
+            counts=Counter(r.generated_label or r.label for r in records),
+            n_items=self.cfg.n_items,
+            shares=self.cfg.shares,
+            seed=self.cfg.seed,
+            batch_no=self.batch_no,
+        )
         if checkpoint is not None:
-            plan = [[position.get((a["text"], a["label"]), -1) for a in s] for s in anchor_sets]
-            if pending is not None and plan != pending:
+            plan = [
+                [self.position.get((a["text"], a["label"]), -1) for a in req["anchors"]]
+                for req in requests
+            ]
+            if self.pending is not None and plan != self.pending:
                 msg = (
                     "Resuming drew other anchors than the interrupted run planned: the data, "
                     "the anchor strategy or the retry budget (--max-attempts) changed. Run "
                     "with the earlier settings, or use --overwrite to start again."
                 )
                 raise RunConflict(msg)
-            if pending is None:
-                checkpoint.plan(batch_no, plan, rng_before)
-            pending = None
-        if seedable:
-            # A seed per batch makes a run reproducible under the same --seed.
-            chain = make_chain(seed=seed * 1_000_003 + batch_no)
-        batch_no += 1
-        outputs = chain.batch(requests, return_exceptions=True)
+            if self.pending is None:
+                checkpoint.plan(self.batch_no, plan, rng_before)
+            self.pending = None
+        return requests
+
+    def _parse(
+        self, requests: list[dict[str, Any]], outputs: list[Any]
+    ) -> tuple[list[SyntheticRecord], int]:
+        """The batch's new records, and how many of its calls failed."""
+        res, per = self.result, self.cfg.per_prompt
         new: list[SyntheticRecord] = []
-        errors_here = 0
-        for out in outputs:
-            if isinstance(out, BaseException) and not isinstance(out, Exception):
-                raise out  # KeyboardInterrupt and the like end the run (it can resume)
+        errors = 0
         for request, out in zip(requests, outputs, strict=True):
-            anchors = request["anchors"]
-            result.attempts += per_prompt
+            res.attempts += per
             if isinstance(out, ParseFailure):
-                result.failures[out.reason] += per_prompt
-                result.prompt_tokens += out.prompt_tokens
-                result.completion_tokens += out.completion_tokens
+                res.failures[out.reason] += per
+                res.prompt_tokens += out.prompt_tokens
+                res.completion_tokens += out.completion_tokens
                 continue
             if isinstance(out, Exception):
-                errors_here += 1
-                result.failures["generation_error"] += per_prompt
-                if len(result.errors) < 5:
-                    result.errors.append(redact(f"{type(out).__name__}: {out}"))
+                errors += 1
+                res.failures["generation_error"] += per
+                if len(res.errors) < 5:
+                    res.errors.append(redact(f"{type(out).__name__}: {out}"))
                 continue
-            if len(out) < per_prompt:
-                result.failures["short_list"] += per_prompt - len(out)
-            copies = {_norm(a["text"]) for a in anchors}
-            listed: set[str] = set()
-            for item in out:
-                result.prompt_tokens += item.prompt_tokens
-                result.completion_tokens += item.completion_tokens
-                key = _norm(item.text)
-                if key in copies:
-                    result.failures["copied_anchor"] += 1
-                    continue
-                if key in listed:  # a list that repeats an item keeps one
-                    result.failures["repeated_item"] += 1
-                    continue
-                listed.add(key)
-                if len(result.records) + len(new) >= n:
-                    result.surplus += 1
-                    continue
-                new.append(
-                    _record(
-                        item,
-                        request,
-                        # Records a filter, labeller or full quota dropped keep their
-                        # numbers, so ids stay unique (and equal after a resume).
-                        index=len(result.records)
-                        + len(new)
-                        + result.rejected
-                        + sum(result.quota_surplus.values()),
-                        spec=spec,
-                        strategy=strategy,
-                        similarity=selector.similarity(anchors),
-                        model=name,
-                        seed=seed,
-                        family=family,
-                    )
+            if len(out) < per:
+                res.failures["short_list"] += per - len(out)
+            new.extend(self._items(request, out, already=len(new)))
+        return new, errors
+
+    def _items(
+        self, request: dict[str, Any], items: list[LabelledItem], already: int
+    ) -> list[SyntheticRecord]:
+        res = self.result
+        copies = {_norm(a["text"]) for a in request["anchors"]}
+        listed: set[str] = set()
+        out: list[SyntheticRecord] = []
+        for item in items:
+            res.prompt_tokens += item.prompt_tokens
+            res.completion_tokens += item.completion_tokens
+            key = _norm(item.text)
+            if key in copies:
+                res.failures["copied_anchor"] += 1
+                continue
+            if key in listed:  # a list that repeats an item keeps one
+                res.failures["repeated_item"] += 1
+                continue
+            listed.add(key)
+            made = len(res.records) + already + len(out)
+            if made >= self.cfg.n:
+                res.surplus += 1
+                continue
+            # Records a filter, labeller or full quota dropped keep their numbers, so
+            # ids stay unique (and equal after a resume).
+            index = made + res.rejected + sum(res.quota_surplus.values())
+            out.append(
+                _record(
+                    item,
+                    request,
+                    index=index,
+                    spec=self.spec,
+                    strategy=self.strategy,
+                    similarity=self.selector.similarity(request["anchors"]),
+                    model=self.model,
+                    seed=self.cfg.seed,
+                    family=self.cfg.family,
                 )
-        if labeller is not None and new:
+            )
+        return out
+
+    def _admit(self, new: list[SyntheticRecord]) -> list[SyntheticRecord]:
+        """The labeller, the filter and the class quotas, in that order."""
+        res, hooks = self.result, self.hooks
+        if hooks.labeller is not None and new:
             before = {r.id: r.label for r in new}
-            new, dropped = labeller(new)
-            result.relabelled += sum(before[r.id] != r.label for r in new)
+            new, dropped = hooks.labeller(new)
+            res.relabelled += sum(before[r.id] != r.label for r in new)
             if dropped:
-                result.rejected += len(dropped)
-                result.failures.update(reason for _, reason in dropped)
-                if on_reject is not None:
-                    on_reject([Rejected(record=r, reasons=[why]) for r, why in dropped])
-        if record_filter is not None and new:
-            outcome = record_filter.invoke(new)
+                res.rejected += len(dropped)
+                res.failures.update(reason for _, reason in dropped)
+                hooks.reject([Rejected(record=r, reasons=[why]) for r, why in dropped])
+        if hooks.record_filter is not None and new:
+            outcome = hooks.record_filter.invoke(new)
             new = outcome.kept
-            result.rejected += len(outcome.rejected)
-            result.filter_summary = record_filter.summary.model_dump(mode="json")
-            if on_reject is not None and outcome.rejected:
-                on_reject(outcome.rejected)
-        if quotas is not None:
-            have = Counter(r.label for r in result.records)
-            fits = []
-            for r in new:
-                if have[r.label] < quotas.get(r.label, 0):
-                    have[r.label] += 1
-                    fits.append(r)
-                else:
-                    result.quota_surplus[r.label] += 1
-            new = fits
-        result.records.extend(new)
-        result.seconds = earlier_seconds + time.perf_counter() - started
-        failed_batches = failed_batches + 1 if errors_here == size else 0
-        if on_batch is not None:
-            on_batch(result, new)
-        if checkpoint is not None:
-            counters = {
-                "attempts": result.attempts,
-                "failures": dict(result.failures),
-                "surplus": result.surplus,
-                "prompt_tokens": result.prompt_tokens,
-                "completion_tokens": result.completion_tokens,
-                "errors": result.errors,
-                "failed_batches": failed_batches,
-                "seconds": result.seconds,
-                "rejected": result.rejected,
-                "filter": result.filter_summary,
-                "quota_surplus": dict(result.quota_surplus),
-                "relabelled": result.relabelled,
-            }
-            checkpoint.done(batch_no - 1, len(result.records), counters, selector.get_state())
-        if failed_batches >= 2:
-            result.complete = False
-            detail = result.errors[-1] if result.errors else "unknown error"
+            res.rejected += len(outcome.rejected)
+            res.filter_summary = hooks.record_filter.summary.model_dump(mode="json")
+            hooks.reject(outcome.rejected)
+        if self.cfg.quotas is None:
+            return new
+        have = Counter(r.label for r in res.records)
+        fits = []
+        for r in new:
+            if have[r.label] < self.cfg.quotas.get(r.label, 0):
+                have[r.label] += 1
+                fits.append(r)
+            else:
+                res.quota_surplus[r.label] += 1
+        return fits
+
+    def _commit(self, new: list[SyntheticRecord], all_failed: bool) -> None:
+        res = self.result
+        res.records.extend(new)
+        res.seconds = self.elapsed()
+        self.failed_batches = self.failed_batches + 1 if all_failed else 0
+        if self.hooks.on_batch is not None:
+            self.hooks.on_batch(res, new)
+        if self.hooks.checkpoint is not None:
+            self.hooks.checkpoint.done(
+                self.batch_no - 1,
+                len(res.records),
+                res.counters(failed_batches=self.failed_batches),
+                self.selector.get_state(),
+            )
+        if self.failed_batches >= 2:
+            res.complete = False
+            detail = res.errors[-1] if res.errors else "unknown error"
             msg = (
-                f"The model failed on every prompt of {failed_batches} batches in a row "
-                f"(last error: {detail}); {len(result.records)} records were kept."
+                f"The model failed on every prompt of {self.failed_batches} batches in a row "
+                f"(last error: {detail}); {len(res.records)} records were kept."
             )
             raise GenerationAborted(msg)
-    result.seconds = earlier_seconds + time.perf_counter() - started
-    result.complete = len(result.records) >= n
-    return result
 
 
 def _hints(

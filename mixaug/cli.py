@@ -11,6 +11,7 @@ import json
 import math
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,24 +54,58 @@ def cmd_augment(args: argparse.Namespace) -> int:
         return _augment(args, locks)
 
 
+@dataclass
+class _AugmentJob:
+    """What ``mixaug augment`` resolved from its flags, before any file is touched."""
+
+    cfg: Any
+    spec: Any
+    examples: list[Any]
+    out: Path
+    files: Any
+    settings: dict[str, Any]
+    val_examples: list[Any]
+    eval_examples: list[Any]
+    quotas: dict[str, int] | None
+    fp: str = ""
+
+    @property
+    def summary_file(self) -> Path:
+        from mixaug.augmentation import summary_path
+
+        return summary_path(self.out)
+
+
+@dataclass
+class _AugmentParts:
+    """The selector, model and optional steps a run uses (built before files change)."""
+
+    selector: Any
+    k: int
+    llm: Any = None
+    scorer: Any = None
+    record_filter: Any = None
+    labeller: Any = None
+
+
 def _augment(args: argparse.Namespace, locks: Any) -> int:
-    from mixaug.augmentation import (
-        GenerationAborted,
-        augment,
-        build_llm,
-        dry_run_rows,
-        summary_path,
-    )
-    from mixaug.chains.families import anchors_per_prompt
-    from mixaug.config import apply_overrides, load_config
-    from mixaug.data import check_labels, load_examples
+    job = _resolve_augment(args)
+    done = _check_augment_output(job, args)
+    if done is not None:
+        return done
+    locks.take(job.out)  # a second run on this --out is refused from here on
+    parts = _build_augment_parts(job, args)
+    if args.overwrite:
+        job.files.remove()
+    if args.dry_run:
+        return _augment_dry_run(job, parts)
+    return _augment_run(job, parts, args)
+
+
+def _augment_config(args: argparse.Namespace) -> Any:
+    """The config file with the command's flags merged in (``--labels``/``--quotas`` too)."""
+    from mixaug.config import LabelsConfig, apply_overrides, load_config
     from mixaug.errors import ConfigError
-    from mixaug.io import JsonlWriter, write_json_atomic
-    from mixaug.providers import build_scorer
-    from mixaug.records import SyntheticRecord
-    from mixaug.runstate import MANIFEST_VERSION, RunConflict, RunFiles, file_hash, fingerprint
-    from mixaug.selectors import EMBEDDED_STRATEGIES, check_strategy, make_selector
-    from mixaug.specs import get_spec, spec_from_dict
 
     cfg = apply_overrides(
         load_config(args.config),
@@ -83,52 +118,7 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
     if cfg.n is None:
         msg = "How many records? Pass --n N (a positive integer) or set 'n' in the config."
         raise ConfigError(msg)
-    n: int = cfg.n
-    task = args.task if args.task is not None else cfg.task
-    if task is None:
-        msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
-        raise ConfigError(msg)
-    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
-    check_strategy(cfg.anchors.strategy)
-    if not args.dry_run:
-        _check_model(cfg.llm)
-    examples = load_examples(args.data)
-    spec = check_labels(examples, spec)
-    out = _writable(args.out)
-    summary_file = summary_path(out)
-
-    # Read-only checks of what the output path already holds come first: a finished
-    # or conflicting run is answered before the pool is embedded or a model built.
-    files = RunFiles(out)
-    eval_files = list(args.eval or [])
-    from mixaug.paths import check_side_files, refuse_inputs
-
-    written = {"--out": out} | {
-        f"--out's {p.name[len(out.stem) :] or p.name}": p for p in files.all()[1:]
-    }
-    refuse_inputs(
-        written,
-        {"--data": args.data, "--val": args.val, "--config": args.config}
-        | {f"--leakage {p}": p for p in eval_files},
-    )
-    check_side_files([*files.all()[1:], summary_file])
-    eval_examples = [e for path in eval_files for e in load_examples(path)]
-    settings = {
-        "config": cfg.model_dump(mode="json", exclude={"loop"}),
-        "task": spec.model_dump(mode="json"),
-        "data": file_hash(args.data),
-        "dry_run": bool(args.dry_run),
-    }
-    if eval_files and cfg.filter is not None:
-        settings["eval"] = [file_hash(path) for path in eval_files]
-    elif eval_files:
-        msg = (
-            "--leakage (--eval) is for the filter's leakage check; add a 'filter:' section "
-            "to the config."
-        )
-        raise ConfigError(msg)
-    from mixaug.config import LabelsConfig
-
+    lm_labels = {"quotas": "off", "labeller": None}
     if (
         cfg.prompt.family != "mix"
         and cfg.labels == LabelsConfig()
@@ -137,62 +127,147 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
     ):
         # The recipe was measured on GPT3Mix prompts; the other families keep their own
         # labels unless quotas or a labeller are asked for.
-        cfg = cfg.model_copy(
-            update={"labels": cfg.labels.model_copy(update={"quotas": "off", "labeller": None})}
-        )
+        cfg = cfg.model_copy(update={"labels": cfg.labels.model_copy(update=lm_labels)})
     if getattr(args, "labels", None) == "lm":
-        cfg = cfg.model_copy(
-            update={"labels": cfg.labels.model_copy(update={"quotas": "off", "labeller": None})}
-        )
+        cfg = cfg.model_copy(update={"labels": cfg.labels.model_copy(update=lm_labels)})
     if args.quotas is not None:
         cfg = cfg.model_copy(
             update={"labels": cfg.labels.model_copy(update={"quotas": args.quotas})}
         )
-    settings["config"] = cfg.model_dump(mode="json", exclude={"loop"})
+    return cfg
+
+
+def _augment_task(args: argparse.Namespace, cfg: Any) -> Any:
+    from mixaug.errors import ConfigError
+    from mixaug.specs import get_spec, spec_from_dict
+
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
+        raise ConfigError(msg)
+    return spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+
+
+def _resolve_augment(args: argparse.Namespace) -> _AugmentJob:
+    """Config, task, data and output path, all checked; read-only."""
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+    from mixaug.paths import check_side_files, refuse_inputs
+    from mixaug.runstate import RunFiles, file_hash, fingerprint
+    from mixaug.selectors import check_strategy
+
+    cfg = _augment_config(args)
+    spec = _augment_task(args, cfg)
+    check_strategy(cfg.anchors.strategy)
+    if not args.dry_run:
+        _check_model(cfg.llm)
+    examples = load_examples(args.data)
+    spec = check_labels(examples, spec)
+    out = _writable(args.out)
+    files = RunFiles(out)
+    eval_files = list(args.eval or [])
+    written = {"--out": out} | {
+        f"--out's {p.name[len(out.stem) :] or p.name}": p for p in files.all()[1:]
+    }
+    refuse_inputs(
+        written,
+        {"--data": args.data, "--val": args.val, "--config": args.config}
+        | {f"--leakage {p}": p for p in eval_files},
+    )
+    job = _AugmentJob(cfg, spec, examples, out, files, {}, [], [], None)
+    check_side_files([*files.all()[1:], job.summary_file])
+    if eval_files and cfg.filter is None:
+        msg = (
+            "--leakage (--eval) is for the filter's leakage check; add a 'filter:' section "
+            "to the config."
+        )
+        raise ConfigError(msg)
+    job.eval_examples = [e for path in eval_files for e in load_examples(path)]
+    job.settings = {
+        "config": cfg.model_dump(mode="json", exclude={"loop"}),
+        "task": spec.model_dump(mode="json"),
+        "data": file_hash(args.data),
+        "dry_run": bool(args.dry_run),
+    }
+    if eval_files:
+        job.settings["eval"] = [file_hash(path) for path in eval_files]
+    _resolve_validation(job, args)
+    job.fp = fingerprint(job.settings)
+    return job
+
+
+def _resolve_validation(job: _AugmentJob, args: argparse.Namespace) -> None:
+    """``--val`` (for ``--guard``, the labeller and ``val`` quotas) and the quotas."""
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+    from mixaug.runstate import file_hash
+
+    cfg = job.cfg
     if args.guard and not args.val:
         msg = "--guard measures the gain on labelled validation data: pass --val FILE."
         raise ConfigError(msg)
-    val_examples = load_examples(args.val) if args.val else []
-    if val_examples:
-        check_labels(val_examples, spec)
-        settings["val"] = file_hash(args.val)
-        settings["guard"] = bool(args.guard)
+    job.val_examples = load_examples(args.val) if args.val else []
+    if job.val_examples:
+        check_labels(job.val_examples, job.spec)
+        job.settings["val"] = file_hash(args.val)
+        job.settings["guard"] = bool(args.guard)
     if args.guard:
         from mixaug.recipe import split_validation
 
-        split_validation(val_examples, 0.5, cfg.seed)  # too small to split: refused now
-    if cfg.labels.quotas == "val" and not val_examples:
+        split_validation(job.val_examples, 0.5, cfg.seed)  # too small to split: refused now
+    if cfg.labels.quotas == "val" and not job.val_examples:
         msg = "quotas 'val' spread n like the validation data's classes: pass --val FILE."
         raise ConfigError(msg)
-    quotas = _quotas(
+    job.quotas = _quotas(
         cfg.labels.quotas,
-        n,
-        val_examples if cfg.labels.quotas == "val" else examples,
-        spec.label_names,
+        cfg.n,
+        job.val_examples if cfg.labels.quotas == "val" else job.examples,
+        job.spec.label_names,
     )
-    fp = fingerprint(settings)
-    manifest = None if args.overwrite else files.read_manifest()
-    same = manifest is not None and manifest.get("fingerprint") == fp
-    if not args.overwrite:
-        complete = bool(manifest and manifest.get("complete"))
-        if out.exists() and not (same and (args.dry_run or complete)):
-            msg = (
-                f"{out} already holds records of another run (different settings or data); "
-                "pass --overwrite to replace it, or choose another --out."
-            )
-            raise RunConflict(msg)
-        if out.exists() and not args.dry_run:
-            _out(f"{out} is already complete for these settings; nothing to do.")
-            _out(f"summary: {summary_file}")
-            return 0
-        if (files.part.exists() or files.journal.exists()) and not same:
-            msg = (
-                f"{out} has an unfinished run with different settings or data; run that "
-                "command again to resume it, or pass --overwrite to start this one."
-            )
-            raise RunConflict(msg)
-    locks.take(out)  # a second run on this --out is refused from here on
 
+
+def _check_augment_output(job: _AugmentJob, args: argparse.Namespace) -> int | None:
+    """Answer a finished or conflicting ``--out`` before anything is built (0: done)."""
+    from mixaug.runstate import RunConflict
+
+    if args.overwrite:
+        return None
+    out, files = job.out, job.files
+    manifest = files.read_manifest()
+    same = manifest is not None and manifest.get("fingerprint") == job.fp
+    complete = bool(manifest and manifest.get("complete"))
+    if out.exists() and not (same and (args.dry_run or complete)):
+        msg = (
+            f"{out} already holds records of another run (different settings or data); "
+            "pass --overwrite to replace it, or choose another --out."
+        )
+        raise RunConflict(msg)
+    if out.exists() and not args.dry_run:
+        _out(f"{out} is already complete for these settings; nothing to do.")
+        _out(f"summary: {job.summary_file}")
+        return 0
+    if (files.part.exists() or files.journal.exists()) and not same:
+        msg = (
+            f"{out} has an unfinished run with different settings or data; run that "
+            "command again to resume it, or pass --overwrite to start this one."
+        )
+        raise RunConflict(msg)
+    return None
+
+
+def _build_augment_parts(job: _AugmentJob, args: argparse.Namespace) -> _AugmentParts:
+    """Selector, model (lazily: no weights load), scorer, filter and labeller.
+
+    All are built before any file changes, so a missing API key or package leaves every
+    file as it was, ``--overwrite`` included.
+    """
+    from mixaug.augmentation import build_llm
+    from mixaug.chains.families import anchors_per_prompt
+    from mixaug.errors import ConfigError
+    from mixaug.providers import build_scorer
+    from mixaug.selectors import EMBEDDED_STRATEGIES, make_selector
+
+    cfg, examples = job.cfg, job.examples
     if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
         _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
     family = cfg.prompt.family
@@ -208,109 +283,135 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
         store_dir=cfg.anchors.store,
         options=cfg.anchors.options(),
     )
-    # Build the model (lazily: no weights load here) before touching any file, so a
-    # missing API key or package leaves every file as it was, --overwrite included.
-    llm = None if args.dry_run else build_llm(cfg.llm, seed=cfg.seed)
-    scorer = None if llm is None else build_scorer(cfg.llm, llm)
-    remote = cfg.llm.provider != "local"
-    record_filter = None
-    if cfg.filter is not None and llm is not None:
+    parts = _AugmentParts(selector=selector, k=k)
+    if args.dry_run:
+        return parts
+    parts.llm = build_llm(cfg.llm, seed=cfg.seed)
+    parts.scorer = build_scorer(cfg.llm, parts.llm)
+    if cfg.filter is not None:
         from mixaug.filtering import build_record_filter
 
         say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
-        record_filter = build_record_filter(
+        parts.record_filter = build_record_filter(
             cfg.filter,
-            spec,
+            job.spec,
             examples,
             llm_config=cfg.llm,
-            eval_examples=eval_examples,
-            llm=llm,
-            scorer=scorer,
+            eval_examples=job.eval_examples,
+            llm=parts.llm,
+            scorer=parts.scorer,
             seed=cfg.seed,
             log=say,
         )
-    labeller = None
-    choices: list[Any] = []
-    if llm is not None and cfg.labels.labeller is not None:
-        labeller, choices = _build_labeller(cfg, spec, examples, val_examples, llm, args)
-    if args.overwrite:
-        files.remove()
-    unfinished = files.part.exists() or files.journal.exists()
+    if cfg.labels.labeller is not None:
+        parts.labeller, _ = _build_labeller(
+            cfg, job.spec, examples, job.val_examples, parts.llm, args
+        )
+    return parts
 
-    if args.dry_run:
-        rows = dry_run_rows(
-            spec,
-            selector,
-            n=n,
-            seed=cfg.seed,
-            family=family,
-            pool=examples,
-            n_items=cfg.prompt.items_per_prompt,
-            shares=cfg.prompt.shares,
-        )
-        writer = JsonlWriter(out)
-        writer.write(rows)
-        writer.commit()
-        files.write_manifest(
-            {
-                "version": MANIFEST_VERSION,
-                "fingerprint": fp,
-                "complete": True,
-                **{k: v for k, v in settings.items() if k != "config"},
-            }
-        )
-        dry_summary: dict[str, Any] = {
-            "task": spec.name,
-            "dry_run": True,
-            "requested": cfg.n,
-            "prompts": len(rows),
-            "prompt_family": family,
-            "k": k,
-            "anchor_strategy": selector.strategy,
-            "seed": cfg.seed,
-            "output": str(out),
+
+def _augment_dry_run(job: _AugmentJob, parts: _AugmentParts) -> int:
+    """Write the prompts a run would send (no model called)."""
+    from mixaug.augmentation import dry_run_rows
+    from mixaug.io import JsonlWriter, write_json_atomic
+    from mixaug.runstate import MANIFEST_VERSION
+
+    cfg = job.cfg
+    rows = dry_run_rows(
+        job.spec,
+        parts.selector,
+        n=cfg.n,
+        seed=cfg.seed,
+        family=cfg.prompt.family,
+        pool=job.examples,
+        n_items=cfg.prompt.items_per_prompt,
+        shares=cfg.prompt.shares,
+    )
+    writer = JsonlWriter(job.out)
+    writer.write(rows)
+    writer.commit()
+    job.files.write_manifest(
+        {
+            "version": MANIFEST_VERSION,
+            "fingerprint": job.fp,
+            "complete": True,
+            **{k: v for k, v in job.settings.items() if k != "config"},
         }
-        write_json_atomic(summary_file, dry_summary)
-        _out(f"dry run: wrote {len(rows)} prompts (no model called) to {out}")
-        _out(f"summary: {summary_file}")
-        return 0
+    )
+    dry_summary: dict[str, Any] = {
+        "task": job.spec.name,
+        "dry_run": True,
+        "requested": cfg.n,
+        "prompts": len(rows),
+        "prompt_family": cfg.prompt.family,
+        "k": parts.k,
+        "anchor_strategy": parts.selector.strategy,
+        "seed": cfg.seed,
+        "output": str(job.out),
+    }
+    write_json_atomic(job.summary_file, dry_summary)
+    _out(f"dry run: wrote {len(rows)} prompts (no model called) to {job.out}")
+    _out(f"summary: {job.summary_file}")
+    return 0
 
-    assert llm is not None
-    restored = None
-    done_records: list[SyntheticRecord] = []
-    if unfinished:
-        restored = files.restore()
-        done_records = (
-            [
-                SyntheticRecord.model_validate_json(line)
-                for line in files.part.read_text(encoding="utf-8").splitlines()
-            ]
-            if files.part.exists()
-            else []
-        )
-        if not args.quiet:
-            _err(
-                f"[mixaug] resuming {out}: {len(done_records)} records kept from the "
-                f"interrupted run ({restored.batch_no} batches done)"
-            )
-    else:
+
+def _augment_restore(job: _AugmentJob, args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """Where an interrupted run stopped and its records, or a fresh manifest."""
+    from mixaug.records import SyntheticRecord
+    from mixaug.runstate import MANIFEST_VERSION
+
+    files, cfg = job.files, job.cfg
+    if not (files.part.exists() or files.journal.exists()):
         files.write_manifest(
             {
                 "version": MANIFEST_VERSION,
-                "fingerprint": fp,
+                "fingerprint": job.fp,
                 "complete": False,
                 "seed": cfg.seed,
                 "n": cfg.n,
-                "task": spec.name,
-                "data": settings["data"],
+                "task": job.spec.name,
+                "data": job.settings["data"],
                 "data_path": str(args.data),
                 "config": cfg.model_dump(mode="json", exclude={"loop"}),
             }
         )
+        return None, []
+    restored = files.restore()
+    done = (
+        [
+            SyntheticRecord.model_validate_json(line)
+            for line in files.part.read_text(encoding="utf-8").splitlines()
+        ]
+        if files.part.exists()
+        else []
+    )
+    if not args.quiet:
+        _err(
+            f"[mixaug] resuming {job.out}: {len(done)} records kept from the "
+            f"interrupted run ({restored.batch_no} batches done)"
+        )
+    return restored, done
 
-    writer = JsonlWriter(out, append=unfinished)
-    rejects = JsonlWriter(files.rejects, append=unfinished) if record_filter or labeller else None
-    quiet = args.quiet
+
+def _augment_run(job: _AugmentJob, parts: _AugmentParts, args: argparse.Namespace) -> int:
+    """Generate (resuming if a run was interrupted), guard, commit and report."""
+    from mixaug.augmentation import GenerationAborted, augment
+    from mixaug.io import JsonlWriter
+
+    cfg, quiet = job.cfg, args.quiet
+    unfinished = job.files.part.exists() or job.files.journal.exists()
+    restored, done_records = _augment_restore(job, args)
+    writer = JsonlWriter(job.out, append=unfinished)
+    rejects = (
+        JsonlWriter(job.files.rejects, append=unfinished)
+        if parts.record_filter or parts.labeller
+        else None
+    )
+
+    def close() -> None:
+        writer.close()
+        if rejects is not None:
+            rejects.close()
 
     def on_reject(rejected: list[Any]) -> None:
         assert rejects is not None
@@ -326,40 +427,37 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
 
     if not quiet:
         _err(
-            f"[mixaug] augmenting {spec.name} with {cfg.llm.model} ({cfg.llm.mode}, "
-            f"{family} prompts); "
-            "loading model ..."
+            f"[mixaug] augmenting {job.spec.name} with {cfg.llm.model} ({cfg.llm.mode}, "
+            f"{cfg.prompt.family} prompts); loading model ..."
         )
     try:
         result = augment(
-            examples,
-            spec,
-            llm,
-            n=n,
+            job.examples,
+            job.spec,
+            parts.llm,
+            n=cfg.n,
             k=cfg.k,
             seed=cfg.seed,
-            selector=selector,
+            selector=parts.selector,
             batch_size=cfg.llm.batch_size,
             max_attempts=cfg.max_attempts,
             top_logprobs=cfg.llm.top_logprobs,
-            scorer=scorer,
-            concurrency=cfg.llm.concurrency if remote else None,
+            scorer=parts.scorer,
+            concurrency=cfg.llm.concurrency if cfg.llm.provider != "local" else None,
             on_batch=on_batch,
-            checkpoint=files,
+            checkpoint=job.files,
             restored=restored,
             done_records=done_records,
-            record_filter=record_filter,
+            record_filter=parts.record_filter,
             on_reject=on_reject,
-            family=family,
+            family=cfg.prompt.family,
             n_items=cfg.prompt.items_per_prompt,
             shares=cfg.prompt.shares,
-            quotas=quotas,
-            labeller=labeller,
+            quotas=job.quotas,
+            labeller=parts.labeller,
         )
     except GenerationAborted as e:
-        writer.close()
-        if rejects is not None:
-            rejects.close()
+        close()
         _err(f"mixaug: error: {e}")
         _err(
             f"mixaug: the model calls kept failing; the records made so far are in "
@@ -368,58 +466,74 @@ def _augment(args: argparse.Namespace, locks: Any) -> int:
         )
         return EXIT_FAILED
     except KeyboardInterrupt:
-        writer.close()
-        if rejects is not None:
-            rejects.close()
+        close()
         _err(
             f"mixaug: interrupted; the records made so far are in {writer.part}. "
             "Run the same command again to resume."
         )
         return 130
-    guard = None
-    if args.guard and result.records:
-        from mixaug.recipe import guard_records
-
-        if not quiet:
-            _err("[mixaug] guard: training with and without the records on --val ...")
-        try:
-            report, weight = guard_records(
-                examples, val_examples, result.records, labels=spec.label_names, seed=cfg.seed
-            )
-        except KeyboardInterrupt:
-            writer.close()
-            if rejects is not None:
-                rejects.close()
-            _err("mixaug: interrupted during the guard; run the same command again to resume.")
-            return 130
-        guard = report.model_dump(mode="json") | {"synthetic_weight": weight}
+    try:
+        guard = _augment_guard(job, result.records, args)
+    except KeyboardInterrupt:
+        close()
+        _err("mixaug: interrupted during the guard; run the same command again to resume.")
+        return 130
     writer.commit()
     if rejects is not None:
         rejects.commit()
-    manifest = files.read_manifest() or {}
-    files.write_manifest({**manifest, "complete": True})
+    job.files.write_manifest({**(job.files.read_manifest() or {}), "complete": True})
+    return _augment_report(job, parts, result, guard, args)
+
+
+def _augment_guard(
+    job: _AugmentJob, records: list[Any], args: argparse.Namespace
+) -> dict[str, Any] | None:
+    """``--guard``: the measured gain of the records on ``--val``."""
+    if not (args.guard and records):
+        return None
+    from mixaug.recipe import guard_records
+
+    if not args.quiet:
+        _err("[mixaug] guard: training with and without the records on --val ...")
+    report, weight = guard_records(
+        job.examples, job.val_examples, records, labels=job.spec.label_names, seed=job.cfg.seed
+    )
+    return report.model_dump(mode="json") | {"synthetic_weight": weight}
+
+
+def _augment_report(
+    job: _AugmentJob,
+    parts: _AugmentParts,
+    result: Any,
+    guard: dict[str, Any] | None,
+    args: argparse.Namespace,
+) -> int:
+    """Write the summary, print it; exit 1 when the retry budget ran out."""
+    from mixaug.io import write_json_atomic
+
+    cfg = job.cfg
     summary = result.summary(
-        task=spec.name,
+        task=job.spec.name,
         model=cfg.llm.model,
         seed=cfg.seed,
-        k=k,
-        strategy=selector.strategy,
-        requested=n,
-        output=str(out),
-        family=family,
+        k=parts.k,
+        strategy=parts.selector.strategy,
+        requested=cfg.n,
+        output=str(job.out),
+        family=cfg.prompt.family,
     )
     summary = summary.model_copy(
         update={
-            "quotas": quotas,
-            "labeller": None if labeller is None else labeller.name,
+            "quotas": job.quotas,
+            "labeller": None if parts.labeller is None else parts.labeller.name,
             "guard": guard,
         }
     )
-    write_json_atomic(summary_file, summary.to_json_dict())
+    write_json_atomic(job.summary_file, summary.to_json_dict())
     if args.json:
         _out(json.dumps(summary.to_json_dict()))
     else:
-        _print_summary(summary.to_json_dict(), summary_file)
+        _print_summary(summary.to_json_dict(), job.summary_file)
     if not result.complete:
         _err(
             f"mixaug: warning: only {summary.kept} of {cfg.n} records after "

@@ -79,6 +79,9 @@ class RecipeConfig(BaseModel):
     """LM calibrations the labeller may use."""
     hard: bool = False
     """Train on one-hot final labels instead of the soft ones."""
+    prior_match: bool = True
+    """Rescale the chosen records' soft labels per class so their mean is the class
+    share of their labels (:func:`match_label_prior`; ablation ``abl-noprior``)."""
     quotas: bool = True
     """Fill per-class quotas of the final label (off: the first records, any class)."""
     guard: bool = True
@@ -217,6 +220,46 @@ def _relabel(
     return out
 
 
+def match_label_prior(
+    records: Sequence[SyntheticRecord], labels: Sequence[str], iterations: int = 100
+) -> list[SyntheticRecord]:
+    """Rescale soft labels per class so their mean equals the records' label shares.
+
+    A labeller less sure than it is right gives soft labels whose mean is flatter than
+    the class shares of its own argmax labels; training on them teaches the student a
+    flatter class prior than the records hold. Per-class factors ``w`` (found by
+    iterative proportional fitting) make ``mean_i normalise(p_i * w)`` equal the label
+    shares; each record keeps its label (a record whose argmax would move keeps the
+    old argmax tied at the top).
+
+    Example:
+        >>> recs = match_label_prior(records, ["negative", "positive"])  # doctest: +SKIP
+    """
+    if not records:
+        return []
+    p = np.array([[r.soft_label.get(c, 0.0) for c in labels] for r in records])
+    top = np.array([labels.index(r.label) for r in records])
+    share = np.bincount(top, minlength=len(labels)) / len(records)
+    share = np.maximum(share, 1e-6)
+    w = np.ones(len(labels))
+    for _ in range(iterations):
+        q = p * w
+        q /= q.sum(axis=1, keepdims=True)
+        m = np.maximum(q.mean(axis=0), 1e-12)
+        w *= share / m
+        w /= w.sum()
+    q = p * w
+    q /= q.sum(axis=1, keepdims=True)
+    out = []
+    for rec, row, t in zip(records, q, top, strict=True):
+        row = row.copy()
+        row[t] = max(row[t], row.max())  # the record's label stays its argmax
+        row /= row.sum()
+        dist = {c: float(v) for c, v in zip(labels, row, strict=True)}
+        out.append(rec.model_copy(update={"soft_label": dist}))
+    return out
+
+
 class _Fit:
     """Trains one classifier and scores it (shared encoder features)."""
 
@@ -288,166 +331,38 @@ def run_recipe(
     """
     cfg = config or RecipeConfig()
     say = log or (lambda _: None)
-    labels = list(spec.label_names)
     if not real:
         msg = "the recipe needs real labelled examples"
         raise DataError(msg)
     from mixaug.training.args import TrainingArguments
+    from mixaug.training.features import FeatureCache
 
     args = (training or TrainingArguments(freeze_encoder=True, epochs=30, patience=5)).model_copy(
         update={"freeze_encoder": True}
     )
-    from mixaug.training.features import FeatureCache
-
     cache = feature_cache or FeatureCache(per_text=True)
     selection, guard = split_validation(validation, cfg.guard_share, seed)
-    fit = _Fit(labels, args, encoder, cache)
-    scorer = score or (lambda items: score_texts(llm, spec, items))
-
-    # -- the labeller, chosen on the selection half ------------------------------
-    rng = random.Random(seed + 1)
-    sel_lm = (
-        selection
-        if len(selection) <= cfg.selection_texts
-        else rng.sample(selection, cfg.selection_texts)
+    search = _Search(
+        cfg,
+        list(spec.label_names),
+        list(real),
+        selection,
+        _Fit(list(spec.label_names), args, encoder, cache),
+        seed,
+        score or (lambda items: score_texts(llm, spec, items)),
+        say,
     )
-    teachers: dict[str, Teacher] = {}
-    for name in cfg.teachers:
-        teachers[name] = Teacher(
-            name,
-            labels=labels,
-            encoder=encoder,
-            args=args.model_copy(update={"seed": seed}),
-            feature_cache=cache,
-        ).fit(real, selection)
-    sel_texts = [e.text for e in sel_lm]
-    sel_teacher = {n: t.predict(sel_texts) for n, t in teachers.items()}
-    val_prior = Counter(e.label for e in selection)
-    prior_vec = [val_prior[c] / len(selection) for c in labels]
-    try:
-        sel_scores: LMScores | None = scorer(anchored(real, sel_texts, cfg.k, seed))
-        real_scores = scorer(anchored(real, [e.text for e in real], cfg.k, seed + 2))
-    except ModelError as e:
-        # A model that cannot score texts: its labels can't be checked on validation,
-        # so only the teachers compete (or the LM's own labels, with no teacher).
-        say(f"the LM cannot score validation texts ({e}); choosing among teachers only")
-        sel_scores, real_scores = None, None
-    if sel_scores is None:
-        if teachers:
-            fake = LMScores(np.zeros((len(sel_texts), len(labels))))
-            labeller, choices = choose_labeller(
-                fake,
-                [e.label for e in sel_lm],
-                labels,
-                teachers=sel_teacher,
-                calibrations=["none"],
-            )
-            choices = [c for c in choices if c.config.lm_weight == 0]
-            best_cfg = choices[0].config
-            labeller = Labeller(best_cfg, labels=labels)
-        else:
-            labeller = Labeller(LabelMixConfig(calibration="none", teacher="none"), labels=labels)
-            choices = []
-    else:
-        labeller, choices = choose_labeller(
-            sel_scores,
-            [e.label for e in sel_lm],
-            labels,
-            teachers=sel_teacher,
-            real_scores=real_scores,
-            real_labels=[e.label for e in real],
-            calibrations=cfg.calibrations,
-        )
-    if cfg.labeller is not None:
-        labeller = Labeller(cfg.labeller, labels=labels)
-        if cfg.labeller.calibration == "hidden" and real_scores is not None:
-            labeller.fit_hidden(real_scores, [e.label for e in real])
-    chosen = next(
-        (c for c in choices if c.config == labeller.config),
-        None,
-    )
-    say(
-        f"labeller {labeller.config.describe()}: "
-        f"{'?' if chosen is None else f'{100 * chosen.accuracy:.1f}'}% on {len(sel_lm)} "
-        "selection texts"
-    )
-
-    # -- relabel the pool ------------------------------------------------------------
-    pool = list(records)
-    lm = record_lm if record_lm is not None else record_scores(pool, labels)
-    if labeller.config.calibration == "hidden" and lm.hidden is None:
-        lm = scorer([(list(r.anchors), r.text) for r in pool])
-    t_name = labeller.config.teacher
-    t_rows = teachers[t_name].predict([r.text for r in pool]) if t_name in teachers else None
-    if t_rows is None and t_name != "none" and pool:
-        extra = Teacher(t_name, labels=labels, encoder=encoder, args=args, feature_cache=cache)
-        t_rows = extra.fit(real, selection).predict([r.text for r in pool])
-    drop = labeller.disagreements(lm, t_rows) if pool else np.zeros(0, dtype=bool)
-    powers = [1.0] if cfg.hard else list(dict.fromkeys(cfg.sharpen))
-    pools: dict[float, list[SyntheticRecord]] = {}
-    for a in powers:
-        sharp = labeller.with_sharpen(a)
-        probs = sharp.combine(lm, t_rows) if pool else np.zeros((0, len(labels)))
-        relabelled = _relabel(pool, probs, labels, cfg.hard) if pool else []
-        pools[a] = [r for r, d in zip(relabelled, drop, strict=True) if not d]
-    kept_pool = pools[powers[0]]  # the argmax, hence the quota fill, is the same for all
-
-    # -- ratio / quota shape / weight, chosen on the selection half -------------------
-    counts = Counter(e.label for e in real)
-    real_prior = {c: counts[c] for c in labels}
-    _, base = fit(real, [], 1.0, selection, seed, [selection])
-    rows: list[dict[str, Any]] = [
-        {"ratio": 0, "prior": None, "weight": 0.0, "sharpen": None, "synthetic": 0,
-         "accuracy": base[0]}
-    ]  # fmt: skip
-    best = rows[0] | {"records": []}
-    for prior in cfg.priors:
-        target = None if prior == "real" else {c: p for c, p in zip(labels, prior_vec, strict=True)}
-        for ratio in cfg.ratios:
-            if not cfg.quotas and prior != cfg.priors[0]:
-                continue  # without quotas the prior changes nothing
-            quotas = quotas_for(real_prior, ratio, target)
-            if cfg.quotas:
-                keep, surplus = fill_quotas([r.label for r in kept_pool], quotas)
-            else:
-                keep = list(range(min(len(kept_pool), sum(quotas.values()))))
-                surplus = Counter()
-            if not keep:
-                continue
-            for a in powers:
-                chosen_recs = [pools[a][i] for i in keep]
-                for w in cfg.weights:
-                    _, acc = fit(real, chosen_recs, w, selection, seed, [selection])
-                    row = {
-                        "ratio": ratio,
-                        "prior": prior,
-                        "weight": w,
-                        "sharpen": None if cfg.hard else a,
-                        "synthetic": len(chosen_recs),
-                        "accuracy": acc[0],
-                        "surplus": dict(surplus),
-                    }
-                    rows.append(row)
-                    better = acc[0] > best["accuracy"] + 1e-9
-                    if better or (not cfg.fallback and best["weight"] == 0.0):
-                        best = row | {"records": chosen_recs}
-    say(
-        "chose "
-        + (
-            "the real data alone"
-            if best["weight"] == 0.0
-            else f"ratio {best['ratio']:g}, {best['prior']} prior, weight {best['weight']:g}"
-            + ("" if not best.get("sharpen") else f", sharpen {best['sharpen']:g}")
-        )
-        + f" ({100 * best['accuracy']:.1f}% on {len(selection)} selection examples)"
-    )
+    search.fit_teachers(encoder, args, cache)
+    labeller, choices, chosen = search.choose_labeller()
+    pools, drop = search.relabel(list(records), labeller, record_lm, encoder, args, cache)
+    best, rows = search.settings(pools)
     used: list[SyntheticRecord] = best["records"]
 
     # -- guard: with vs without, on the held-out half ---------------------------------
     report = None
     if cfg.guard:
         report = guard_gain(
-            fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
+            search.fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
         )
         say(report.verdict)
     vetoed = bool(cfg.veto and report is not None and used and not report.helps)
@@ -482,6 +397,185 @@ def run_recipe(
         selection_set=selection,
         guard_set=guard,
     )
+
+
+class _Search:
+    """The steps of :func:`run_recipe` that choose, all on the selection half."""
+
+    def __init__(
+        self,
+        cfg: RecipeConfig,
+        labels: list[str],
+        real: list[Example],
+        selection: list[Example],
+        fit: _Fit,
+        seed: int,
+        scorer: Callable[[list[tuple[list[Example], str]]], LMScores],
+        say: Callable[[str], None],
+    ) -> None:
+        self.cfg, self.labels, self.real, self.selection = cfg, labels, real, selection
+        self.fit, self.seed, self.scorer, self.say = fit, seed, scorer, say
+        self.teachers: dict[str, Teacher] = {}
+        self.real_scores: LMScores | None = None
+
+    def fit_teachers(self, encoder: str | None, args: TrainingArguments, cache: Any) -> None:
+        for name in self.cfg.teachers:
+            self.teachers[name] = Teacher(
+                name,
+                labels=self.labels,
+                encoder=encoder,
+                args=args.model_copy(update={"seed": self.seed}),
+                feature_cache=cache,
+            ).fit(self.real, self.selection)
+
+    def choose_labeller(self) -> tuple[Labeller, list[LabellerChoice], LabellerChoice | None]:
+        """The labeller (calibration, teacher, weights) that labels selection texts best."""
+        cfg, labels, real = self.cfg, self.labels, self.real
+        rng = random.Random(self.seed + 1)
+        sel_lm = (
+            self.selection
+            if len(self.selection) <= cfg.selection_texts
+            else rng.sample(self.selection, cfg.selection_texts)
+        )
+        sel_texts = [e.text for e in sel_lm]
+        gold = [e.label for e in sel_lm]
+        sel_teacher = {n: t.predict(sel_texts) for n, t in self.teachers.items()}
+        try:
+            sel_scores = self.scorer(anchored(real, sel_texts, cfg.k, self.seed))
+            self.real_scores = self.scorer(
+                anchored(real, [e.text for e in real], cfg.k, self.seed + 2)
+            )
+        except ModelError as e:
+            # A model that cannot score texts: its labels can't be checked on validation,
+            # so only the teachers compete (or the LM's own labels, with no teacher).
+            self.say(f"the LM cannot score validation texts ({e}); choosing among teachers only")
+            labeller, choices = self._teachers_only(sel_texts, gold, sel_teacher)
+        else:
+            labeller, choices = choose_labeller(
+                sel_scores,
+                gold,
+                labels,
+                teachers=sel_teacher,
+                real_scores=self.real_scores,
+                real_labels=[e.label for e in real],
+                calibrations=cfg.calibrations,
+            )
+        if cfg.labeller is not None:
+            labeller = Labeller(cfg.labeller, labels=labels)
+            if cfg.labeller.calibration == "hidden" and self.real_scores is not None:
+                labeller.fit_hidden(self.real_scores, [e.label for e in real])
+        chosen = next((c for c in choices if c.config == labeller.config), None)
+        self.say(
+            f"labeller {labeller.config.describe()}: "
+            f"{'?' if chosen is None else f'{100 * chosen.accuracy:.1f}'}% on {len(sel_lm)} "
+            "selection texts"
+        )
+        return labeller, choices, chosen
+
+    def _teachers_only(
+        self, texts: list[str], gold: list[str], sel_teacher: dict[str, np.ndarray]
+    ) -> tuple[Labeller, list[LabellerChoice]]:
+        if not self.teachers:
+            none = LabelMixConfig(calibration="none", teacher="none")
+            return Labeller(none, labels=self.labels), []
+        fake = LMScores(np.zeros((len(texts), len(self.labels))))
+        _, choices = choose_labeller(
+            fake, gold, self.labels, teachers=sel_teacher, calibrations=["none"]
+        )
+        choices = [c for c in choices if c.config.lm_weight == 0]
+        return Labeller(choices[0].config, labels=self.labels), choices
+
+    def relabel(
+        self,
+        pool: list[SyntheticRecord],
+        labeller: Labeller,
+        record_lm: LMScores | None,
+        encoder: str | None,
+        args: TrainingArguments,
+        cache: Any,
+    ) -> tuple[dict[float, list[SyntheticRecord]], np.ndarray]:
+        """The pool relabelled at every label power, disagreeing records dropped."""
+        labels = self.labels
+        lm = record_lm if record_lm is not None else record_scores(pool, labels)
+        if labeller.config.calibration == "hidden" and lm.hidden is None:
+            lm = self.scorer([(list(r.anchors), r.text) for r in pool])
+        t_name = labeller.config.teacher
+        teacher = self.teachers.get(t_name)
+        if teacher is None and t_name != "none" and pool:
+            teacher = Teacher(
+                t_name, labels=labels, encoder=encoder, args=args, feature_cache=cache
+            )
+            teacher.fit(self.real, self.selection)
+        t_rows = teacher.predict([r.text for r in pool]) if teacher is not None else None
+        drop = labeller.disagreements(lm, t_rows) if pool else np.zeros(0, dtype=bool)
+        pools: dict[float, list[SyntheticRecord]] = {}
+        for a in self.powers:
+            probs = (
+                labeller.with_sharpen(a).combine(lm, t_rows) if pool else np.zeros((0, len(labels)))
+            )
+            relabelled = _relabel(pool, probs, labels, self.cfg.hard) if pool else []
+            pools[a] = [r for r, d in zip(relabelled, drop, strict=True) if not d]
+        return pools, drop
+
+    @property
+    def powers(self) -> list[float]:
+        return [1.0] if self.cfg.hard else list(dict.fromkeys(self.cfg.sharpen))
+
+    def settings(
+        self, pools: dict[float, list[SyntheticRecord]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Ratio, quota shape, label power and weight: the best on the selection half."""
+        cfg, labels, real, selection = self.cfg, self.labels, self.real, self.selection
+        kept_pool = pools[self.powers[0]]  # the argmax, hence the quota fill, is the same
+        counts = Counter(e.label for e in real)
+        real_prior = {c: counts[c] for c in labels}
+        val_prior = Counter(e.label for e in selection)
+        _, base = self.fit(real, [], 1.0, selection, self.seed, [selection])
+        rows: list[dict[str, Any]] = [
+            {"ratio": 0, "prior": None, "weight": 0.0, "sharpen": None, "synthetic": 0,
+             "accuracy": base[0]}
+        ]  # fmt: skip
+        best = rows[0] | {"records": []}
+        for prior in cfg.priors:
+            if not cfg.quotas and prior != cfg.priors[0]:
+                continue  # without quotas the prior changes nothing
+            target = None if prior == "real" else {c: val_prior[c] / len(selection) for c in labels}
+            for ratio in cfg.ratios:
+                keep, surplus = self._fill(kept_pool, quotas_for(real_prior, ratio, target))
+                if not keep:
+                    continue
+                for a in self.powers:
+                    chosen = [pools[a][i] for i in keep]
+                    if not cfg.hard and cfg.prior_match:
+                        chosen = match_label_prior(chosen, labels)
+                    for w in cfg.weights:
+                        _, acc = self.fit(real, chosen, w, selection, self.seed, [selection])
+                        row = {"ratio": ratio, "prior": prior, "weight": w,
+                               "sharpen": None if cfg.hard else a, "synthetic": len(chosen),
+                               "accuracy": acc[0], "surplus": dict(surplus)}  # fmt: skip
+                        rows.append(row)
+                        better = acc[0] > best["accuracy"] + 1e-9
+                        if better or (not cfg.fallback and best["weight"] == 0.0):
+                            best = row | {"records": chosen}
+        self.say(_chose(best, len(selection)))
+        return best, rows
+
+    def _fill(
+        self, pool: list[SyntheticRecord], quotas: dict[str, int]
+    ) -> tuple[list[int], Counter[str]]:
+        if self.cfg.quotas:
+            return fill_quotas([r.label for r in pool], quotas)
+        return list(range(min(len(pool), sum(quotas.values())))), Counter()
+
+
+def _chose(best: dict[str, Any], examples: int) -> str:
+    what = (
+        "the real data alone"
+        if best["weight"] == 0.0
+        else f"ratio {best['ratio']:g}, {best['prior']} prior, weight {best['weight']:g}"
+        + ("" if not best.get("sharpen") else f", sharpen {best['sharpen']:g}")
+    )
+    return f"chose {what} ({100 * best['accuracy']:.1f}% on {examples} selection examples)"
 
 
 def guard_gain(

@@ -65,6 +65,7 @@ Method = Literal[
     "abl-noteacher",
     "abl-noquota",
     "abl-nosharpen",
+    "abl-noprior",
     "abl-nofallback",
     "abl-fixed",
     "setfit",
@@ -86,6 +87,7 @@ def recipe_config(method: str) -> Any:
     - ``abl-noteacher``: no teacher from the real data;
     - ``abl-noquota``: the first records, whatever their class;
     - ``abl-nosharpen``: the soft labels as the labeller makes them (no power chosen);
+    - ``abl-noprior``: soft labels not matched to the records' class shares;
     - ``abl-nofallback``: synthetic records are always used;
     - ``abl-fixed``: no training choices (ratio 5, weight 1, real class counts, always used).
     """
@@ -101,6 +103,7 @@ def recipe_config(method: str) -> Any:
         "abl-noteacher": {"teachers": []},
         "abl-noquota": {"quotas": False},
         "abl-nosharpen": {"sharpen": [1.0]},
+        "abl-noprior": {"prior_match": False},
         "abl-nofallback": {"fallback": False},
         "abl-fixed": {"ratios": [5.0], "weights": [1.0], "priors": ["real"], "fallback": False},
     }
@@ -550,6 +553,17 @@ class Bench:
         }
         return _hash({"data": _hash(split_rows), "settings": settings})
 
+    def row_fingerprint(self, method: str, base: str | None = None) -> str:
+        """:meth:`fingerprint`, plus the recipe a recipe method runs (its search and steps).
+
+        A changed recipe (a new default step, say) starts fresh rows for the recipe
+        methods only; the others are reused.
+        """
+        fp = base or self.fingerprint()
+        if method not in RECIPE_METHODS:
+            return fp
+        return _hash([fp, recipe_config(method).model_dump(mode="json")])
+
     def run(self) -> list[dict[str, Any]]:
         """Every (level, seed, method) not already in ``results.jsonl``; returns all rows.
 
@@ -567,7 +581,9 @@ class Bench:
                     r = json.loads(line)
                 except ValueError:
                     continue  # a torn last line
-                if not isinstance(r, dict) or r.get("settings") != fp:
+                if not isinstance(r, dict) or r.get("settings") != self.row_fingerprint(
+                    str(r.get("method")), fp
+                ):
                     other += 1
                     continue
                 done[(r["level"], r["seed"], r["method"])] = r
@@ -588,7 +604,9 @@ class Bench:
         with results_file.open("a", encoding="utf-8") as fh:
             for level, seed, method in todo:
                 sub = self.subsample(level, seed)
-                row = self.run_one(method, level, seed, sub) | {"settings": fp}
+                row = self.run_one(method, level, seed, sub) | {
+                    "settings": self.row_fingerprint(method, fp)
+                }
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 done[(level, seed, method)] = row

@@ -314,6 +314,74 @@ def test_the_recipe_vetoes_records_its_guard_says_do_not_help(
         assert (result.records == []) is veto and (result.report.ratio is None) is veto
 
 
+def _soft_records(dists: list[dict[str, float]]) -> list[Any]:
+    from mixaug.records import SyntheticRecord
+
+    return [
+        SyntheticRecord(
+            id=f"r{i}",
+            text=f"text {i}",
+            label=max(d, key=d.__getitem__),
+            soft_label=d,
+            generated_label=None,
+            label_mass=1.0,
+            anchors=[],
+            anchor_strategy="random",
+            model="m",
+            prompt_hash="h",
+            seed=0,
+            task="sst2",
+            soft_label_source="inline",
+        )  # fmt: skip
+        for i, d in enumerate(dists)
+    ]
+
+
+def test_match_label_prior_gives_soft_labels_the_records_class_shares() -> None:
+    from mixaug.recipe import match_label_prior
+
+    labels = ["negative", "positive"]
+    # An unsure labeller: 3 of 4 records are positive, but the soft mass is 57.5 %.
+    recs = _soft_records([{"negative": 0.3, "positive": 0.7}] * 3
+                         + [{"negative": 0.8, "positive": 0.2}])  # fmt: skip
+    before = np.mean([[r.soft_label[c] for c in labels] for r in recs], axis=0)
+    out = match_label_prior(recs, labels)
+    after = np.mean([[r.soft_label[c] for c in labels] for r in out], axis=0)
+    assert before[1] == pytest.approx(0.575)
+    assert after[1] == pytest.approx(0.75, abs=1e-3)  # the records' label share
+    assert [r.label for r in out] == [r.label for r in recs]  # labels kept
+    for r in out:
+        assert sum(r.soft_label.values()) == pytest.approx(1.0)
+        assert r.soft_label[r.label] == max(r.soft_label.values())
+        assert 0.0 < min(r.soft_label.values())  # still soft
+    assert match_label_prior([], labels) == []
+
+
+def test_the_recipe_matches_soft_labels_to_the_class_shares_unless_told_not_to() -> None:
+    from mixaug.recipe import RecipeConfig, run_recipe
+
+    real = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    val = [Example(text=f"{t} again", label=lab) for t, lab in REVIEWS] * 2
+    spec = get_spec("sst2")
+    pool = augment(real, spec, fake_chat(_replies(["positive"] * 10 + ["negative"] * 2)),
+                   n=12).records  # fmt: skip
+    flat = lambda items: LMScores(np.log(np.full((len(items), 2), 0.5)))  # noqa: E731
+    forced = {"fallback": False, "teachers": [], "calibrations": ["none"], "ratios": [5.0],
+              "weights": [1.0], "sharpen": [1.0], "priors": ["real"], "quotas": False,
+              "guard": False}  # fmt: skip
+    forced["labeller"] = LabelMixConfig(calibration="none", teacher="none")
+    means = {}
+    for match in (True, False):
+        cfg = RecipeConfig(prior_match=match, **forced)
+        recs = run_recipe(real, val, pool, llm=None, spec=spec, config=cfg, score=flat).records
+        assert recs
+        share = sum(r.label == "positive" for r in recs) / len(recs)
+        means[match] = (share, float(np.mean([r.soft_label["positive"] for r in recs])))
+    share, matched = means[True]
+    assert matched == pytest.approx(share, abs=0.02)
+    assert abs(means[False][1] - share) > abs(matched - share)
+
+
 # -- the CLI ---------------------------------------------------------------------------
 
 

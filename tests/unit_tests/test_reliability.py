@@ -441,6 +441,24 @@ def test_bench_rerun_with_other_settings_does_not_report_old_rows(
     capsys.readouterr()
 
 
+def test_bench_rows_of_recipe_methods_are_keyed_by_their_recipe(tmp_path: Path) -> None:
+    from mixaug.bench.runner import Bench, BenchConfig
+
+    d = tmp_path / "tiny"
+    d.mkdir()
+    rows = [{"text": f"{t} {i}", "label": lab} for i in range(4)
+            for lab, ts in (("positive", POS), ("negative", NEG)) for t in ts]  # fmt: skip
+    write_jsonl(d / "train.jsonl", rows)
+    write_jsonl(d / "test.jsonl", rows[:8])
+    bench = Bench(BenchConfig(data=str(d), task="sst2", out=str(tmp_path / "o"), val_size=4),
+                  progress=False)  # fmt: skip
+    fp = bench.fingerprint()
+    assert bench.row_fingerprint("noaug") == bench.row_fingerprint("eda") == fp
+    keyed = {m: bench.row_fingerprint(m) for m in ("mix-soft", "mix-hard", "abl-noprior")}
+    assert fp not in keyed.values() and len(set(keyed.values())) == 3
+    assert bench.row_fingerprint("mix-soft") == keyed["mix-soft"]  # stable
+
+
 def test_marker_is_what_a_mixaug_folder_holds(tmp_path: Path) -> None:
     from mixaug.paths import check_out_folder, mark_folder
 
