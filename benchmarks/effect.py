@@ -86,8 +86,18 @@ def _apply_veto(by: dict[tuple[float, str], dict[int, dict[str, Any]]], default:
         by[(level, method)] = vetoed
 
 
-def summarise(out: Path, default: str = "mix-soft", *, veto: bool = True) -> dict[str, Any]:
-    """Read every ``OUT/<task>/results.jsonl`` and build the report."""
+def summarise(
+    out: Path,
+    default: str = "mix-soft",
+    *,
+    veto: bool = True,
+    methods: list[str] | None = None,
+) -> dict[str, Any]:
+    """Read every ``OUT/<task>/results.jsonl`` and build the report.
+
+    With ``methods``, only those rows count (a results file keeps rows of earlier
+    settings too; the newest row of each (level, seed, method) wins).
+    """
     cells: list[dict[str, Any]] = []
     for task in TASKS:
         path = out / task / "results.jsonl"
@@ -96,14 +106,13 @@ def summarise(out: Path, default: str = "mix-soft", *, veto: bool = True) -> dic
         rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
         by: dict[tuple[float, str], dict[int, dict[str, Any]]] = defaultdict(dict)
         for r in rows:
-            by[(r["level"], r["method"])][r["seed"]] = r
+            if methods is None or r["method"] in methods:
+                by[(r["level"], r["method"])][r["seed"]] = r
         if veto:
             _apply_veto(by, default)
         for level in sorted({lv for lv, _ in by}):
-            methods = sorted({m for lv, m in by if lv == level})
-            acc = {
-                m: _stats([100 * r["accuracy"] for r in by[(level, m)].values()]) for m in methods
-            }
+            here = sorted({m for lv, m in by if lv == level})
+            acc = {m: _stats([100 * r["accuracy"] for r in by[(level, m)].values()]) for m in here}
             cell: dict[str, Any] = {"task": task, "level": level, "accuracy": acc}
             noaug = by.get((level, "noaug"), {})
             mine = by.get((level, default), {})
@@ -150,9 +159,8 @@ def summarise(out: Path, default: str = "mix-soft", *, veto: bool = True) -> dic
         report["guard_sign_agrees_cells"] = f"{sum(agreeing)}/{len(agreeing)}"
         per_seed = [a for c in with_gain for a in c.get("guard_sign_agrees", [])]
         report["guard_sign_agrees_runs"] = f"{sum(per_seed)}/{len(per_seed)}"
-    methods = sorted({m for c in cells for m in c["accuracy"]})
     report["method_means"] = {}
-    for m in methods:
+    for m in sorted({m for c in cells for m in c["accuracy"]}):
         vals = [c["accuracy"][m]["mean"] for c in cells if m in c["accuracy"]]
         if len(vals) == len(cells) and cells:
             report["method_means"][m] = round(statistics.fmean(vals), 2)
@@ -210,7 +218,7 @@ def main() -> int:
             ]  # fmt: skip
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             wall[task] = round(time.perf_counter() - t0, 1)
-    report = summarise(out, veto=not args.no_veto)
+    report = summarise(out, veto=not args.no_veto, methods=args.methods.split(","))
     if wall:
         report["wall_seconds"] = wall
     if args.markdown:

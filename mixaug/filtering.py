@@ -316,8 +316,6 @@ def build_record_filter(
     Raises:
         ConfigError: when a step needs what the provider can't give (a scorer).
     """
-    from mixaug.chains.calibrate import SoftLabelCalibrator
-    from mixaug.chains.critic import build_critic_chain, check_judge
     from mixaug.providers import build_llm, build_scorer
 
     say = log or (lambda _: None)
@@ -325,127 +323,204 @@ def build_record_filter(
     if llm is None and scorer is None and (config.calibration.enabled or config.critic.enabled):
         llm = build_llm(llm_config, seed=seed)
         scorer = build_scorer(llm_config, llm)
-    dedup = None
-    if config.dedup.enabled:
-        if embed == "auto":
-            embed = None
-            if config.dedup.near:
-                from mixaug.selectors.embeddings import default_embeddings
-
-                embed = default_embeddings().embed_documents
-        say(f"indexing {len(train)} training and {len(eval_examples)} eval texts for dedup ...")
-        dedup = Deduplicator(
-            train=[e.text for e in train],
-            eval_texts=[e.text for e in eval_examples],
-            embed=embed if config.dedup.near else None,
-            threshold=config.dedup.threshold,
-            seed=seed,
-        )
     summary = FilterSummary()
-    calibration = None
-    cal_cfg = config.calibration
-    if cal_cfg.enabled:
-        if scorer is None:
-            msg = (
-                "Calibration scores real examples with the model, but this provider can't "
-                "score words (set llm.score_with_completions, or turn calibration off)."
-            )
-            raise ConfigError(msg)
-        cal = SoftLabelCalibrator(
-            spec=spec, method=cal_cfg.method, content_free=cal_cfg.content_free, seed=seed
-        )
-        pool = list(train)
-        rng = random.Random(seed)
-        fit_on = rng.sample(pool, min(cal_cfg.examples, len(pool)))
-        if len(pool) <= cal.k:
-            msg = f"Calibration needs more than k={cal.k} training examples, got {len(pool)}."
-            raise ConfigError(msg)
-        say(f"calibrating soft labels on {len(fit_on)} training examples ...")
-        summary.calibration = cal.fit(scorer, fit_on, pool)
-        labelled = [e for e in eval_examples if e.label in spec.label_names]
-        if labelled and cal_cfg.eval_examples:
-            sample = random.Random(seed + 1).sample(
-                labelled, min(cal_cfg.eval_examples, len(labelled))
-            )
-            say(f"measuring calibration on {len(sample)} eval examples ...")
-            summary.calibration_eval = cal.evaluate(cal.score_examples(scorer, sample, pool))
-        calibration = CalibrationStep(calibrator=cal, scorer=scorer)
-    critic = None
+    dedup = _build_dedup(config, train, eval_examples, embed, seed, say)
+    calibration = _build_calibration(config, spec, train, eval_examples, scorer, seed, summary, say)
     crit = config.critic
-    thresholds = {"min_fluency": 0.5, "min_consistency": 0.5}
-    use_relabel = True
+    fitted = Thresholds()
+    critic = None
     if crit.enabled:
-        judge, judge_scorer = llm, scorer
-        if crit.llm is not None:
-            judge = build_llm(crit.llm, seed=seed)
-            judge_scorer = build_scorer(crit.llm, judge)
-        pool = list(train)
-        random.Random(seed).shuffle(pool)
-        shot_examples = pool[: crit.shots]
-        held_out = pool[crit.shots : crit.shots + crit.validation]
-        common: dict[str, Any] = {
-            "scorer": judge_scorer,
-            "checks": list(crit.checks),
-            "seed": seed,
-            "top_logprobs": (crit.llm or llm_config).top_logprobs,
-        }
-        if len(held_out) >= 2:
-            say(f"measuring the critic on {len(held_out)} held-out training examples ...")
-            t0 = time.perf_counter()
-            summary.judge = check_judge(judge, spec, held_out, shots=shot_examples, **common)
-            summary.seconds["judge_check"] = round(time.perf_counter() - t0, 3)
-        j = summary.judge
-        for check, name, rule in (
-            ("fluency", "min_fluency", "low_fluency"),
-            ("consistency", "min_consistency", "inconsistent_label"),
-        ):
-            value = getattr(crit, name)
-            fitted = getattr(j, f"{check}_threshold") if j else None
-            auc = getattr(j, f"{check}_auroc") if j else None
-            if value != "auto":
-                thresholds[name] = float(value)
-            elif fitted is None or auc is None or auc < crit.min_auroc:
-                # Unmeasured, or little better than chance on real data: off, and said so.
-                thresholds[name] = 0.0
-                if check in crit.checks:
-                    summary.disabled_rules.append(rule)
-            else:
-                thresholds[name] = fitted
-        if "relabel" in crit.checks:
-            chance = 1.0 / len(spec.label_names)
-            floor = (
-                (1.0 + chance) / 2
-                if crit.min_relabel_accuracy == "auto"
-                else float(crit.min_relabel_accuracy)
-            )
-            acc = j.relabel_accuracy if j else None
-            if acc is None or acc < floor:
-                use_relabel = False
-                summary.disabled_rules.append("relabel_vote")
-        # A check switched off above would only cost model calls: it is not run.
-        off = {"fluency": "low_fluency", "consistency": "inconsistent_label"}
-        off["relabel"] = "relabel_vote"
-        active: list[str] = [c for c in crit.checks if off[c] not in summary.disabled_rules]
-        summary.critic_checks = active
-        if len(active) < len(crit.checks):
-            skipped = ", ".join(c for c in crit.checks if c not in active)
-            say(f"critic: not running {skipped} (failed the held-out check; see disabled_rules)")
-        if active:
-            common["checks"] = active
-            critic = build_critic_chain(
-                judge, spec, examples=shot_examples, shots=len(shot_examples), **common
-            )
-    if crit.enabled:
-        summary.thresholds = {k: round(float(v), 4) for k, v in thresholds.items()}
+        critic, fitted = _build_critic(
+            crit, spec, train, llm_config, llm, scorer, seed, summary, say
+        )
+        summary.thresholds = {k: round(float(v), 4) for k, v in fitted.values().items()}
     return RecordFilter(
         spec=spec,
         dedup=dedup,
         calibration=calibration,
         critic=critic,
         policy=config.policy,
-        min_fluency=thresholds["min_fluency"],
-        min_consistency=thresholds["min_consistency"],
+        min_fluency=fitted.min_fluency,
+        min_consistency=fitted.min_consistency,
         agreement=crit.agreement if crit.enabled else "off",
-        use_relabel=use_relabel,
+        use_relabel=fitted.use_relabel,
         summary=summary,
     )
+
+
+def _build_dedup(
+    config: FilterConfig,
+    train: Sequence[Example],
+    eval_examples: Sequence[Example],
+    embed: Any,
+    seed: int,
+    say: Callable[[str], None],
+) -> Deduplicator | None:
+    if not config.dedup.enabled:
+        return None
+    if embed == "auto":
+        embed = None
+        if config.dedup.near:
+            from mixaug.selectors.embeddings import default_embeddings
+
+            embed = default_embeddings().embed_documents
+    say(f"indexing {len(train)} training and {len(eval_examples)} eval texts for dedup ...")
+    return Deduplicator(
+        train=[e.text for e in train],
+        eval_texts=[e.text for e in eval_examples],
+        embed=embed if config.dedup.near else None,
+        threshold=config.dedup.threshold,
+        seed=seed,
+    )
+
+
+def _build_calibration(
+    config: FilterConfig,
+    spec: TaskSpec,
+    train: Sequence[Example],
+    eval_examples: Sequence[Example],
+    scorer: Any,
+    seed: int,
+    summary: FilterSummary,
+    say: Callable[[str], None],
+) -> CalibrationStep | None:
+    """The calibration step, fitted on ``train`` (and measured on labelled eval examples)."""
+    from mixaug.chains.calibrate import SoftLabelCalibrator
+
+    cal_cfg = config.calibration
+    if not cal_cfg.enabled:
+        return None
+    if scorer is None:
+        msg = (
+            "Calibration scores real examples with the model, but this provider can't "
+            "score words (set llm.score_with_completions, or turn calibration off)."
+        )
+        raise ConfigError(msg)
+    cal = SoftLabelCalibrator(
+        spec=spec, method=cal_cfg.method, content_free=cal_cfg.content_free, seed=seed
+    )
+    pool = list(train)
+    rng = random.Random(seed)
+    fit_on = rng.sample(pool, min(cal_cfg.examples, len(pool)))
+    if len(pool) <= cal.k:
+        msg = f"Calibration needs more than k={cal.k} training examples, got {len(pool)}."
+        raise ConfigError(msg)
+    say(f"calibrating soft labels on {len(fit_on)} training examples ...")
+    summary.calibration = cal.fit(scorer, fit_on, pool)
+    labelled = [e for e in eval_examples if e.label in spec.label_names]
+    if labelled and cal_cfg.eval_examples:
+        sample = random.Random(seed + 1).sample(labelled, min(cal_cfg.eval_examples, len(labelled)))
+        say(f"measuring calibration on {len(sample)} eval examples ...")
+        summary.calibration_eval = cal.evaluate(cal.score_examples(scorer, sample, pool))
+    return CalibrationStep(calibrator=cal, scorer=scorer)
+
+
+class Thresholds(BaseModel):
+    """The critic's cut-offs, as :func:`fit_thresholds` sets them from the judge check."""
+
+    min_fluency: float = 0.5
+    min_consistency: float = 0.5
+    use_relabel: bool = True
+    disabled_rules: list[str] = Field(default_factory=list)
+
+    def values(self) -> dict[str, float]:
+        """The two cut-offs by name (as the summary reports them)."""
+        return {"min_fluency": self.min_fluency, "min_consistency": self.min_consistency}
+
+
+def fit_thresholds(crit: Any, judge: Any, n_labels: int) -> Thresholds:
+    """The critic's thresholds from its config and the held-out judge check (pure).
+
+    A threshold set in the config is used as it is; ``auto`` takes the judge check's
+    fitted cut-off when its AUROC reaches ``min_auroc``, and otherwise turns the rule
+    off (listed in ``disabled_rules``). ``relabel`` is off when the judge relabels
+    held-out examples worse than ``min_relabel_accuracy`` (``auto``: halfway between
+    chance and perfect).
+
+    Example:
+        >>> from mixaug.config import CriticConfig
+        >>> fit_thresholds(CriticConfig(enabled=True), None, 2).disabled_rules
+        ['low_fluency', 'inconsistent_label', 'relabel_vote']
+    """
+    out = Thresholds()
+    for check, name, rule in (
+        ("fluency", "min_fluency", "low_fluency"),
+        ("consistency", "min_consistency", "inconsistent_label"),
+    ):
+        value = getattr(crit, name)
+        fitted = getattr(judge, f"{check}_threshold") if judge else None
+        auc = getattr(judge, f"{check}_auroc") if judge else None
+        if value != "auto":
+            setattr(out, name, float(value))
+        elif fitted is None or auc is None or auc < crit.min_auroc:
+            # Unmeasured, or little better than chance on real data: off, and said so.
+            setattr(out, name, 0.0)
+            if check in crit.checks:
+                out.disabled_rules.append(rule)
+        else:
+            setattr(out, name, fitted)
+    if "relabel" in crit.checks:
+        chance = 1.0 / n_labels
+        floor = (
+            (1.0 + chance) / 2
+            if crit.min_relabel_accuracy == "auto"
+            else float(crit.min_relabel_accuracy)
+        )
+        acc = judge.relabel_accuracy if judge else None
+        if acc is None or acc < floor:
+            out.use_relabel = False
+            out.disabled_rules.append("relabel_vote")
+    return out
+
+
+def _build_critic(
+    crit: Any,
+    spec: TaskSpec,
+    train: Sequence[Example],
+    llm_config: LLMConfig,
+    llm: Any,
+    scorer: Any,
+    seed: int,
+    summary: FilterSummary,
+    say: Callable[[str], None],
+) -> tuple[Any, Thresholds]:
+    """The critic chain (only the checks that passed the held-out check) and thresholds."""
+    from mixaug.chains.critic import build_critic_chain, check_judge
+    from mixaug.providers import build_llm, build_scorer
+
+    judge, judge_scorer = llm, scorer
+    if crit.llm is not None:
+        judge = build_llm(crit.llm, seed=seed)
+        judge_scorer = build_scorer(crit.llm, judge)
+    pool = list(train)
+    random.Random(seed).shuffle(pool)
+    shot_examples = pool[: crit.shots]
+    held_out = pool[crit.shots : crit.shots + crit.validation]
+    common: dict[str, Any] = {
+        "scorer": judge_scorer,
+        "checks": list(crit.checks),
+        "seed": seed,
+        "top_logprobs": (crit.llm or llm_config).top_logprobs,
+    }
+    if len(held_out) >= 2:
+        say(f"measuring the critic on {len(held_out)} held-out training examples ...")
+        t0 = time.perf_counter()
+        summary.judge = check_judge(judge, spec, held_out, shots=shot_examples, **common)
+        summary.seconds["judge_check"] = round(time.perf_counter() - t0, 3)
+    fitted = fit_thresholds(crit, summary.judge, len(spec.label_names))
+    summary.disabled_rules.extend(fitted.disabled_rules)
+    # A check switched off above would only cost model calls: it is not run.
+    off = {"fluency": "low_fluency", "consistency": "inconsistent_label"}
+    off["relabel"] = "relabel_vote"
+    active: list[str] = [c for c in crit.checks if off[c] not in summary.disabled_rules]
+    summary.critic_checks = active
+    if len(active) < len(crit.checks):
+        skipped = ", ".join(c for c in crit.checks if c not in active)
+        say(f"critic: not running {skipped} (failed the held-out check; see disabled_rules)")
+    if not active:
+        return None, fitted
+    common["checks"] = active
+    chain = build_critic_chain(
+        judge, spec, examples=shot_examples, shots=len(shot_examples), **common
+    )
+    return chain, fitted

@@ -406,3 +406,25 @@ def test_augment_replaces_rejected_records_and_reports_them() -> None:
     )
     assert summary.rejected == 2 and summary.filter is not None
     assert summary.filter["dropped_by"] == {"exact_synthetic": 1, "exact_train": 1}
+
+
+def test_fit_thresholds_follows_the_judge_check_without_a_model() -> None:
+    from mixaug.chains.critic import JudgeCheck
+    from mixaug.config import CriticConfig
+    from mixaug.filtering import fit_thresholds
+
+    good = JudgeCheck(examples=20, fluency_auroc=0.9, fluency_threshold=0.42,
+                      consistency_auroc=0.55, consistency_threshold=0.6,
+                      relabel_accuracy=0.9)  # fmt: skip
+    t = fit_thresholds(CriticConfig(enabled=True), good, 2)
+    assert t.min_fluency == 0.42  # measured well: the fitted cut-off
+    assert t.min_consistency == 0.0  # AUROC below min_auroc: off, and said so
+    assert t.disabled_rules == ["inconsistent_label"] and t.use_relabel
+    # A value set in the config wins; a judge that relabels worse than the floor is off.
+    weak = good.model_copy(update={"relabel_accuracy": 0.7})  # floor (1 + 1/2) / 2 = 0.75
+    t = fit_thresholds(CriticConfig(enabled=True, min_consistency=0.3), weak, 2)
+    assert t.min_consistency == 0.3 and not t.use_relabel
+    assert t.disabled_rules == ["relabel_vote"]
+    # Unmeasured (no held-out examples): every auto rule off.
+    assert fit_thresholds(CriticConfig(enabled=True), None, 6).disabled_rules == [
+        "low_fluency", "inconsistent_label", "relabel_vote"]  # fmt: skip
