@@ -101,7 +101,7 @@ def run_naive(data: Path, n: int) -> dict[str, Any]:
 
 
 def _augment(cfg: Any, data: Path, n: int) -> dict[str, Any]:
-    import mixaug.chains.families as fam
+    import mixaug.chains.families.chain as fam
     from mixaug import augment, get_spec
     from mixaug.providers import build_llm, build_scorer
 

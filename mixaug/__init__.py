@@ -26,7 +26,12 @@ from mixaug.chains import (  # noqa: E402
     parse_continuation,
 )
 from mixaug.chains.critic import build_critic_chain  # noqa: E402
-from mixaug.chains.families import FAMILIES, build_family_chain  # noqa: E402
+from mixaug.chains.families import (  # noqa: E402
+    FAMILIES,
+    PromptFamily,
+    build_family_chain,
+    register_family,
+)
 from mixaug.config import (  # noqa: E402
     AnchorConfig,
     AugmentConfig,
@@ -116,6 +121,8 @@ __all__ = [
     "score_texts",
     "LoopConfig",
     "FAMILIES",
+    "PromptFamily",
+    "register_family",
     "PromptConfig",
     "PromptTexts",
     "build_family_chain",

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mixaug.chains.families import FAMILIES, get_family
 from mixaug.errors import MixaugError
+from mixaug.providers import get_provider
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -32,12 +34,19 @@ def _err(line: str) -> None:
     sys.stderr.flush()
 
 
+def _uses_llm(method: str) -> bool:
+    """Whether a bench method generates with the language model (a prompt family)."""
+    from mixaug.bench.runner import method_family
+
+    try:
+        return method_family(method) in FAMILIES
+    except MixaugError:
+        return False  # noaug, setfit
+
+
 def _check_model(llm: Any) -> None:
     """Refuse a local model that is not there (no weights load here)."""
-    if llm.provider in ("local", "huggingface"):
-        from mixaug.models.registry import check_model_ref
-
-        check_model_ref(llm.model)
+    get_provider(llm.provider).check_model(llm)
 
 
 def _writable(raw: str | Path, flag: str = "--out") -> Path:
@@ -120,7 +129,7 @@ def _augment_config(args: argparse.Namespace) -> Any:
         raise ConfigError(msg)
     lm_labels = {"quotas": "off", "labeller": None}
     if (
-        cfg.prompt.family != "mix"
+        not get_family(cfg.prompt.family).recipe_labels
         and cfg.labels == LabelsConfig()
         and args.quotas is None
         and getattr(args, "labels", None) is None
@@ -262,19 +271,15 @@ def _build_augment_parts(job: _AugmentJob, args: argparse.Namespace) -> _Augment
     file as it was, ``--overwrite`` included.
     """
     from mixaug.augmentation import build_llm
-    from mixaug.chains.families import anchors_per_prompt
-    from mixaug.errors import ConfigError
     from mixaug.providers import build_scorer
     from mixaug.selectors import EMBEDDED_STRATEGIES, make_selector
 
     cfg, examples = job.cfg, job.examples
     if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
         _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
-    family = cfg.prompt.family
-    k = anchors_per_prompt(family, cfg.k)
-    if family == "boundary" and len({e.label for e in examples}) < 2:
-        msg = "The boundary prompt mixes two labels, but the data has only one."
-        raise ConfigError(msg)
+    family = get_family(cfg.prompt.family)
+    k = family.anchors_per_prompt(cfg.k)
+    family.check_examples(examples)
     selector = make_selector(
         cfg.anchors.strategy,
         examples,
@@ -443,7 +448,7 @@ def _augment_run(job: _AugmentJob, parts: _AugmentParts, args: argparse.Namespac
             max_attempts=cfg.max_attempts,
             top_logprobs=cfg.llm.top_logprobs,
             scorer=parts.scorer,
-            concurrency=cfg.llm.concurrency if cfg.llm.provider != "local" else None,
+            concurrency=get_provider(cfg.llm.provider).concurrency(cfg.llm),
             on_batch=on_batch,
             checkpoint=job.files,
             restored=restored,
@@ -977,9 +982,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from mixaug.training.model import check_encoder
 
         check_encoder(args.encoder)
-    if any(
-        m.startswith(("mix", "abl", "para", "instruct", "fewshot", "boundary")) for m in methods
-    ):
+    if any(_uses_llm(m) for m in methods):
         _check_model(cfg.llm)
     say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
     from mixaug.paths import LockSet
@@ -1275,7 +1278,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--store", help="folder of a persistent embedding cache for embedded anchors")
     a.add_argument(
         "--prompt",
-        help="prompt family: mix (GPT3Mix, default), paraphrase, instruct, fewshot or boundary",
+        help=f"prompt family: {', '.join(FAMILIES)} (default mix, GPT3Mix)",
     )
     a.add_argument("--config", help="YAML config file")
     a.add_argument(
@@ -1379,8 +1382,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="noaug,eda,bt,mix-hard,mix-soft",
         help="comma-separated: noaug, eda, bt, mix-soft/mix-hard (the recipe), "
         "mix-plain-soft/-hard (GPT3Mix as published), abl-* (the recipe without one step), "
-        "setfit, and <family>-hard/-soft for the prompt families para, instruct, fewshot, "
-        "boundary",
+        "setfit (on the sub-sample), setfit-8/setfit-16 (SetFit on 8 or 16 per class), "
+        "and <family>-hard/-soft for the prompt families "
+        + ", ".join(f.method_prefix for f in FAMILIES.values() if f.name != "mix"),
     )
     b.add_argument("--ratio", type=int, default=5, help="synthetic examples per real one")
     b.add_argument(
@@ -1432,7 +1436,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--per-round", type=int, dest="per_round", help="records per round")
     lp.add_argument("--quota", type=int, help="stop once every class has this many records")
     lp.add_argument("--config", help="YAML config (llm, filter, prompt, loop)")
-    lp.add_argument("--prompt", help="prompt family (default mix)")
+    lp.add_argument("--prompt", help=f"prompt family: {', '.join(FAMILIES)} (default mix)")
     lp.add_argument("--model")
     lp.add_argument("--mode", choices=["completion", "chat"])
     lp.add_argument("--batch-size", type=int, dest="batch_size")

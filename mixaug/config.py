@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_serializer,
+    field_validator,
     model_validator,
 )
 
@@ -32,9 +33,6 @@ MAX_SEED = 2**32 - 1
 MAX_N = 1_000_000
 """Most records one ``augment`` run makes; split bigger jobs over several ``--out``."""
 
-PromptFamily = Literal["mix", "paraphrase", "instruct", "fewshot", "boundary"]
-"""The prompt families (see :mod:`mixaug.chains.families`)."""
-
 
 class PromptConfig(BaseModel):
     """Which prompt family asks for the data.
@@ -44,7 +42,8 @@ class PromptConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    family: PromptFamily = "mix"
+    family: str = "mix"
+    """A registered prompt family (:data:`mixaug.chains.families.FAMILIES`)."""
     items_per_prompt: int = Field(strict=True, default=5, ge=1, le=50)
     """``instruct``: items each prompt asks for."""
     shares: list[int] = Field(default_factory=lambda: [50, 70], min_length=1)
@@ -54,6 +53,16 @@ class PromptConfig(BaseModel):
     @classmethod
     def _short(cls, value: Any) -> Any:
         return {"family": value} if isinstance(value, str) else value
+
+    @field_validator("family")
+    @classmethod
+    def _family(cls, v: str) -> str:
+        from mixaug.chains.families import FAMILIES
+
+        if v not in FAMILIES:
+            msg = f"unknown prompt family {v!r}; use one of {', '.join(FAMILIES)}"
+            raise ValueError(msg)
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> PromptConfig:
@@ -74,11 +83,12 @@ class LLMConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["local", "openai", "huggingface"] = "local"
-    """``local``: the embedded transformers model (or any local folder/GGUF);
-    ``openai``: OpenAI or any OpenAI-compatible server (vLLM, llama.cpp, TGI,
-    Ollama); ``huggingface``: langchain-huggingface's pipeline over a local model
-    (no logprobs: soft labels come from votes)."""
+    provider: str = "local"
+    """A registered provider (:data:`mixaug.providers.PROVIDERS`): ``local``: the
+    embedded transformers model (or any local folder/GGUF); ``openai``: OpenAI or any
+    OpenAI-compatible server (vLLM, llama.cpp, TGI, Ollama); ``huggingface``:
+    langchain-huggingface's pipeline over a local model (no logprobs: soft labels come
+    from votes)."""
     model: str = DEFAULT_MODEL
     """Embedded model name, ``.gguf`` file or folder; the served model's name for ``openai``."""
     mode: Literal["completion", "chat"] = "completion"
@@ -132,10 +142,20 @@ class LLMConfig(BaseModel):
                 "OPENAI_API_KEY), not the key itself"
             )
             raise ValueError(msg)
-        if self.provider == "openai" and self.top_logprobs > 20:
-            msg = f"top_logprobs must be at most 20 for provider openai, got {self.top_logprobs}"
-            raise ValueError(msg)
+        from mixaug.providers import PROVIDERS
+
+        PROVIDERS[self.provider].check(self)
         return self
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, v: str) -> str:
+        from mixaug.providers import PROVIDERS
+
+        if v not in PROVIDERS:
+            msg = f"unknown provider {v!r}; use one of {', '.join(PROVIDERS)}"
+            raise ValueError(msg)
+        return v
 
 
 class AnchorConfig(BaseModel):

@@ -1,11 +1,13 @@
 """The benchmark harness: sub-samples, baselines and GPT3Mix, trained and tested (Table 1)."""
 
 from mixaug.bench.runner import (
+    ABLATIONS,
     ALL_METHODS,
     METHODS,
     Bench,
     BenchConfig,
     aggregate,
+    all_methods,
     generation_table,
     markdown_table,
     plot,
@@ -14,12 +16,14 @@ from mixaug.bench.runner import (
 from mixaug.bench.splits import Splits, balanced_subsample, load_splits
 
 __all__ = [
+    "ABLATIONS",
     "ALL_METHODS",
     "METHODS",
     "Bench",
     "BenchConfig",
     "Splits",
     "aggregate",
+    "all_methods",
     "balanced_subsample",
     "generation_table",
     "load_splits",

@@ -9,9 +9,10 @@ tested on the same test set:
 - ``bt``: back-translations through Apertium (up to ``ratio`` per example);
 - ``mix-hard`` / ``mix-soft``: GPT3Mix records (``ratio`` per example) with the
   generated label one-hot, or with the soft label;
-- ``para-*``, ``instruct-*``, ``fewshot-*``, ``boundary-*``: the other prompt
-  families (:mod:`mixaug.chains.families`), hard (the label the prompt asked for or
-  the model wrote) or soft.
+- ``<family>-hard``/``-soft`` (``para-*``, ``instruct-*``, ``fewshot-*``,
+  ``boundary-*`` and any family registered later): the other prompt families
+  (:mod:`mixaug.chains.families`), hard (the label the prompt asked for or the model
+  wrote) or soft.
 
 Synthetic data is cached under ``OUT/cache`` per (data, level, seed, family,
 settings hash), so reruns reuse it (``mix-hard`` and ``mix-soft`` share one
@@ -32,11 +33,12 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mixaug.bench.splits import Splits, balanced_subsample, load_splits
+from mixaug.chains.families import FAMILIES, get_family
 from mixaug.config import LLMConfig
 from mixaug.errors import ConfigError
 from mixaug.io import write_json_atomic, write_jsonl_atomic
@@ -44,89 +46,89 @@ from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 from mixaug.training.args import TrainingArguments
 
-Method = Literal[
-    "noaug",
-    "eda",
-    "bt",
-    "mix-hard",
-    "mix-soft",
-    "para-hard",
-    "para-soft",
-    "instruct-hard",
-    "instruct-soft",
-    "fewshot-hard",
-    "fewshot-soft",
-    "boundary-hard",
-    "boundary-soft",
-    "mix-plain-hard",
-    "mix-plain-soft",
-    "abl-rawlabel",
-    "abl-nocal",
-    "abl-noteacher",
-    "abl-noquota",
-    "abl-nosharpen",
-    "abl-noprior",
-    "abl-nofallback",
-    "abl-fixed",
-    "setfit",
-]
+Method = str
+"""A bench method's name; :func:`all_methods` lists them."""
 METHODS: tuple[Method, ...] = ("noaug", "eda", "bt", "mix-hard", "mix-soft")
 """The paper's Table 1 methods (the default). ``mix-soft``/``mix-hard`` run the recipe
 (:mod:`mixaug.recipe`); ``mix-plain-*`` are GPT3Mix as the paper ran it."""
-RECIPE_METHODS = frozenset(
-    {"mix-soft", "mix-hard", *(m for m in get_args(Method) if m.startswith("abl-"))}
-)
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "abl-rawlabel": {"labeller": {"calibration": "none", "teacher": "none"}},
+    "abl-nocal": {"calibrations": ["none"]},
+    "abl-noteacher": {"teachers": []},
+    "abl-noquota": {"quotas": False},
+    "abl-nosharpen": {"sharpen": [1.0]},
+    "abl-noprior": {"prior_match": False},
+    "abl-nofallback": {"fallback": False},
+    "abl-fixed": {"ratios": [5.0], "weights": [1.0], "priors": ["real"], "fallback": False},
+}
+"""The recipe without one step, as :class:`~mixaug.recipe.RecipeConfig` changes:
+
+- ``abl-rawlabel``: the LM's own soft label (no calibration, no teacher);
+- ``abl-nocal``: no calibration of the LM part;
+- ``abl-noteacher``: no teacher from the real data;
+- ``abl-noquota``: the first records, whatever their class;
+- ``abl-nosharpen``: the soft labels as the labeller makes them (no power chosen);
+- ``abl-noprior``: soft labels not matched to the records' class shares;
+- ``abl-nofallback``: synthetic records are always used;
+- ``abl-fixed``: no training choices (ratio 5, weight 1, real class counts, always used).
+"""
+SETFIT_SHOTS: dict[str, int] = {"setfit-8": 8, "setfit-16": 16}
+"""SetFit on a fixed number of real examples per class (its paper's setting), whatever the
+level: the peer a user with that many labels would pick instead of augmenting."""
+RECIPE_METHODS = frozenset({"mix-soft", "mix-hard", *ABLATIONS})
 """Methods that run :func:`mixaug.recipe.run_recipe` on targeted GPT3Mix records."""
 
 
 def recipe_config(method: str) -> Any:
-    """The :class:`~mixaug.recipe.RecipeConfig` a recipe method runs (ablations change one step).
-
-    - ``abl-rawlabel``: the LM's own soft label (no calibration, no teacher);
-    - ``abl-nocal``: no calibration of the LM part;
-    - ``abl-noteacher``: no teacher from the real data;
-    - ``abl-noquota``: the first records, whatever their class;
-    - ``abl-nosharpen``: the soft labels as the labeller makes them (no power chosen);
-    - ``abl-noprior``: soft labels not matched to the records' class shares;
-    - ``abl-nofallback``: synthetic records are always used;
-    - ``abl-fixed``: no training choices (ratio 5, weight 1, real class counts, always used).
-    """
-    from mixaug.labelmix import LabelMixConfig
+    """The :class:`~mixaug.recipe.RecipeConfig` a recipe method runs (see :data:`ABLATIONS`)."""
     from mixaug.recipe import RecipeConfig
 
-    guard = method == "mix-soft"
-    table: dict[str, dict[str, Any]] = {
-        "mix-soft": {},
-        "mix-hard": {"hard": True},
-        "abl-rawlabel": {"labeller": LabelMixConfig(calibration="none", teacher="none")},
-        "abl-nocal": {"calibrations": ["none"]},
-        "abl-noteacher": {"teachers": []},
-        "abl-noquota": {"quotas": False},
-        "abl-nosharpen": {"sharpen": [1.0]},
-        "abl-noprior": {"prior_match": False},
-        "abl-nofallback": {"fallback": False},
-        "abl-fixed": {"ratios": [5.0], "weights": [1.0], "priors": ["real"], "fallback": False},
-    }
+    changes = {"mix-soft": {}, "mix-hard": {"hard": True}, **ABLATIONS}[method]
     # The bench trains the recipe's records even when the guard would veto them, so both
     # are measured: a vetoed run is the NoAug run by construction, and
     # benchmarks/effect.py applies the veto from the row's guard (abl-noveto: as trained).
-    return RecipeConfig(guard=guard, veto=False, **table[method])
+    return RecipeConfig.model_validate({"guard": method == "mix-soft", "veto": False, **changes})
 
 
-ALL_METHODS: tuple[Method, ...] = get_args(Method)
-"""Every method, the other prompt families included (``<family>-hard``/``-soft``)."""
-FAMILY = {
-    "eda": "eda",
-    "bt": "bt",
-    **{m: m.rsplit("-", 1)[0] for m in get_args(Method) if m.endswith(("-hard", "-soft"))},
-    "para-hard": "paraphrase",
-    "para-soft": "paraphrase",
-    "mix-plain-hard": "mix",
-    "mix-plain-soft": "mix",
-    **{m: "mix" for m in RECIPE_METHODS},
-}
-"""Method -> what makes its synthetic data (a prompt family, ``eda`` or ``bt``)."""
-LLM_FAMILIES = ("mix", "paraphrase", "instruct", "fewshot", "boundary")
+def all_methods() -> tuple[Method, ...]:
+    """Every method: the baselines, the recipe and its ablations, SetFit, and more.
+
+    ``<family>-hard``/``-soft`` are listed for every registered prompt family.
+    """
+    families = [
+        f"{f.method_prefix}-{form}"
+        for f in FAMILIES.values()
+        if f.name != "mix"
+        for form in ("hard", "soft")
+    ]
+    return (
+        *METHODS,
+        *families,
+        "mix-plain-hard",
+        "mix-plain-soft",
+        *ABLATIONS,
+        "setfit",
+        *SETFIT_SHOTS,
+    )
+
+
+ALL_METHODS: tuple[Method, ...] = all_methods()
+"""The built-in methods (:func:`all_methods` also lists families registered later)."""
+
+
+def method_family(method: str) -> str:
+    """What makes ``method``'s synthetic data: a prompt family, ``eda`` or ``bt``."""
+    if method in ("eda", "bt"):
+        return method
+    if method in RECIPE_METHODS or method.startswith("mix-"):
+        return "mix"
+    prefix = method.rsplit("-", 1)[0]
+    for f in FAMILIES.values():
+        if f.method_prefix == prefix:
+            return f.name
+    msg = f"method {method!r} makes no synthetic data"
+    raise ConfigError(msg)
 
 
 class BenchConfig(BaseModel):
@@ -233,16 +235,16 @@ class Bench:
         generation's ``attempts``, ``parse_rate``, ``failures``, ``complete`` and token
         counts (caches written before these existed hold ``seconds`` only).
         """
-        family = FAMILY[method]
+        family = method_family(method)
         key = {
             "family": family,
             "data": self.splits.name,
             "sub": [(e.text, e.label) for e in sub],
             "ratio": self.cfg.ratio,
         }
-        if family in LLM_FAMILIES:
+        if family in FAMILIES:
             key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
-        if family in LLM_FAMILIES and family != "mix":
+        if family in FAMILIES and family != "mix":
             key |= {"prompt": family}  # mix keys stay as they were (caches reused)
         if anchors != "random":
             key |= {"anchors": anchors}
@@ -286,7 +288,7 @@ class Bench:
         return n if self.cfg.max_synthetic is None else min(n, self.cfg.max_synthetic)
 
     def _items(self, family: str, rows: list[dict[str, Any]]) -> Any:
-        if family in LLM_FAMILIES:
+        if family in FAMILIES:
             return [SyntheticRecord.model_validate(r) for r in rows]
         return [Example(text=r["text"], label=r["label"]) for r in rows]
 
@@ -300,16 +302,15 @@ class Bench:
         anchors: str = "random",
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         from mixaug.augmentation import augment
-        from mixaug.chains.families import anchors_per_prompt
         from mixaug.providers import build_llm, build_scorer
 
         if self._llm is None:
             self._llm = build_llm(self.cfg.llm, seed=seed)
         llm = self._llm
         n = self._wanted(sub)
-        k = min(anchors_per_prompt(family, self.cfg.k), len(sub) - 1) if len(sub) > 1 else 1
-        if family == "boundary":
-            k = 2
+        fam = get_family(family)
+        k = min(fam.anchors_per_prompt(self.cfg.k), len(sub) - 1) if len(sub) > 1 else 1
+        k = max(k, fam.min_anchors)
         self.log(f"generating {n} {family} records for level {level:g}, seed {seed} ...")
         selector = None
         if anchors != "random":
@@ -355,6 +356,11 @@ class Bench:
 
         if method == "setfit":
             return self._setfit(level, seed, sub)
+        if method in SETFIT_SHOTS:
+            shots = balanced_subsample(
+                self.splits.pool, 0.0, seed=seed, min_per_class=SETFIT_SHOTS[method]
+            )
+            return self._setfit(level, seed, shots) | {"method": method}
         syn: Any = []
         gen: dict[str, Any] = {}
         cached = False
@@ -415,7 +421,7 @@ class Bench:
         }
 
     def _setfit(self, level: float, seed: int, sub: list[Example]) -> dict[str, Any]:
-        """SetFit on the same sub-sample (contrastive fine-tuning of the same encoder)."""
+        """SetFit on ``sub`` (contrastive fine-tuning of the same encoder), tested."""
         from mixaug.baselines.setfit import setfit_scores
 
         scores = setfit_scores(
@@ -684,7 +690,7 @@ def generation_table(agg: list[dict[str, Any]], dataset: str) -> str:
         + " |",
         "|---|" + "---|" * len(levels),
     ]
-    for m in [m for m in ALL_METHODS if any(a["method"] == m for a in rows)]:
+    for m in [m for m in all_methods() if any(a["method"] == m for a in rows)]:
         cells = []
         for lv in levels:
             a = cell.get((m, lv))
@@ -700,7 +706,7 @@ def generation_table(agg: list[dict[str, Any]], dataset: str) -> str:
 def markdown_table(agg: list[dict[str, Any]], dataset: str) -> str:
     """The paper's layout: one row per method, one column per level, ``mean±std``."""
     levels = sorted({a["level"] for a in agg})
-    methods = [m for m in ALL_METHODS if any(a["method"] == m for a in agg)]
+    methods = [m for m in all_methods() if any(a["method"] == m for a in agg)]
     cell = {(a["method"], a["level"]): a for a in agg}
     head = f"| {dataset} | " + " | ".join(f"{lv * 100:g}%" for lv in levels) + " |"
     lines = [head, "|---|" + "---|" * len(levels)]
@@ -723,7 +729,7 @@ def plot(agg: list[dict[str, Any]], dataset: str, path: Path) -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m in ALL_METHODS:
+    for m in all_methods():
         pts = sorted((a["level"], a["mean"], a["std"]) for a in agg if a["method"] == m)
         if pts:
             xs, ys, es = zip(*pts, strict=True)
@@ -750,9 +756,9 @@ def run_bench(
     Raises:
         ConfigError: for an unknown method or task.
     """
-    unknown = sorted(set(cfg.methods) - set(ALL_METHODS))
+    unknown = sorted(set(cfg.methods) - set(all_methods()))
     if unknown:
-        msg = f"unknown methods {unknown}; choose from {list(ALL_METHODS)}"
+        msg = f"unknown methods {unknown}; choose from {list(all_methods())}"
         raise ConfigError(msg)
     started = time.perf_counter()
     bench = Bench(cfg, log, progress=progress)

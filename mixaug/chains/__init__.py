@@ -12,31 +12,40 @@ from mixaug.chains.families import (
     FAMILIES,
     FamilyParser,
     FamilyPromptTemplate,
+    ParseContext,
+    PromptFamily,
     build_family_chain,
+    family_names,
+    get_family,
     plan_requests,
+    register_family,
     render_family_prompt,
 )
-from mixaug.chains.mix import GenerationStep, build_mix_chain, generate_with_logprobs
+from mixaug.chains.families.mix import (
+    MixChatPromptTemplate,
+    MixPromptTemplate,
+    SoftLabelParser,
+    build_mix_chain,
+)
+from mixaug.chains.generation import GenerationStep, generate_with_logprobs
 from mixaug.chains.parser import (
     FAILURE_REASONS,
     ParsedContinuation,
     PromptGeneration,
-    SoftLabelParser,
     parse_continuation,
 )
-from mixaug.chains.prompts import (
-    MixChatPromptTemplate,
-    MixPromptTemplate,
-    clean_text,
-    prompt_hash,
-    render_mix_prompt,
-)
+from mixaug.chains.prompts import clean_text, prompt_hash, render_mix_prompt
 
 __all__ = [
     "FAMILIES",
     "FamilyParser",
     "FamilyPromptTemplate",
+    "ParseContext",
+    "PromptFamily",
     "build_family_chain",
+    "family_names",
+    "get_family",
+    "register_family",
     "plan_requests",
     "render_family_prompt",
     "JudgeCheck",

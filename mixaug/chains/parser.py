@@ -13,12 +13,9 @@ from typing import Any
 
 from langchain_core.outputs import ChatGeneration, Generation
 from langchain_core.prompt_values import ChatPromptValue, PromptValue
-from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import override
+from pydantic import BaseModel, ConfigDict
 
 from mixaug.errors import ParseFailure
-from mixaug.records import LabelledItem
 from mixaug.softlabels import (
     LabelScorer,
     label_position,
@@ -134,68 +131,6 @@ class PromptGeneration(BaseModel):
         info = self.metadata
         usage = info.get("token_usage") or info
         return int(usage.get("prompt_tokens", 0) or 0), int(usage.get("completion_tokens", 0) or 0)
-
-
-class SoftLabelParser(RunnableSerializable[PromptGeneration, LabelledItem]):
-    """Turn a generation into a :class:`LabelledItem` with a soft label.
-
-    The distribution over the verbalizer words is read from the logprobs captured
-    at the generated label position. When that position can't be found or a label
-    word is missing from the top-k, the label words are scored after
-    ``prompt + " " + text + " (<Label type>:"`` by ``scorer``; without a scorer the
-    words seen are renormalised (``soft_label_source="partial"``).
-
-    Example:
-        >>> parser = SoftLabelParser(spec=get_spec("sst2"))  # doctest: +SKIP
-        >>> (prompt | generate_with_logprobs(llm) | parser).invoke({"anchors": anchors})
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    spec: TaskSpec
-    scorer: Any = Field(default=None, exclude=True)
-    """A :class:`~mixaug.softlabels.LabelScorer` for the fallback pass, or ``None``."""
-
-    @override
-    def invoke(
-        self, input: PromptGeneration, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> LabelledItem:
-        return self._call_with_config(self._parse, input, config)
-
-    def _parse(self, pg: PromptGeneration) -> LabelledItem:
-        try:
-            return self._parse_item(pg)
-        except ParseFailure as e:
-            # A failed continuation still cost tokens: keep the count with the error.
-            e.prompt_tokens, e.completion_tokens = pg.usage()
-            raise
-
-    def _parse_item(self, pg: PromptGeneration) -> LabelledItem:
-        spec = self.spec
-        completion = pg.completion_text
-        parsed = parse_continuation(
-            completion, spec, finish_reason=pg.metadata.get("finish_reason")
-        )
-        soft, mass, source = read_soft_label(
-            pg,
-            spec,
-            self.scorer,
-            label_start=parsed.label_start,
-            rescore_prefix=f"{pg.prompt_text} {parsed.text} {spec.label_marker}",
-            text=parsed.text,
-        )
-        pt, ct = pg.usage()
-        return LabelledItem(
-            text=parsed.text,
-            soft_label=soft,
-            generated_label=spec.label_for_word(parsed.word) if parsed.word else None,
-            generated_word=parsed.word or None,
-            label_mass=mass,
-            soft_label_source=source,
-            completion=completion,
-            prompt_tokens=pt,
-            completion_tokens=ct,
-        )
 
 
 def read_soft_label(

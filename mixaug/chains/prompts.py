@@ -1,13 +1,14 @@
-"""The GPT3Mix prompt as LangChain prompt templates (completion and chat forms).
+"""The GPT3Mix prompt text and the helpers every prompt family renders with.
 
-The templates take one input, ``anchors`` (a list of ``{"text", "label"}``), and
-render the paper's prompt by plain concatenation: anchor texts are never parsed
-as templates, so braces or delimiters inside them cannot break the prompt.
+Prompts are rendered by plain concatenation from ``anchors`` (a list of ``{"text",
+"label"}``): anchor texts are never parsed as templates, so braces or delimiters
+inside them cannot break the prompt. The LangChain templates are in
+:mod:`mixaug.chains.families`.
 
 Example:
     >>> from mixaug.specs import get_spec
-    >>> p = MixPromptTemplate(spec=get_spec("sst2"))
-    >>> lines = p.format(anchors=[{"text": "a gem", "label": "positive"}]).splitlines()
+    >>> text = render_mix_prompt(get_spec("sst2"), [{"text": "a gem", "label": "positive"}])
+    >>> lines = text.splitlines()
     >>> lines[0][:46]
     'Each item in the following list contains a mov'
     >>> lines[1:]
@@ -20,11 +21,6 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.prompts import BaseChatPromptTemplate, StringPromptTemplate
-from pydantic import ConfigDict
-from typing_extensions import override
 
 from mixaug.records import Example
 from mixaug.specs import TaskSpec
@@ -64,61 +60,3 @@ def render_mix_prompt(spec: TaskSpec, anchors: Sequence[Example | Mapping[str, A
 def prompt_hash(text: str) -> str:
     """Short stable hash of a rendered prompt."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-class MixPromptTemplate(StringPromptTemplate):
-    """GPT3Mix completion prompt: header, one line per anchor, then ``<Text type>:``.
-
-    Example:
-        >>> p = MixPromptTemplate(spec=get_spec("trec6"))
-        >>> p.invoke({"anchors": [{"text": "Who ?", "label": "HUM"}]}).to_string()[-10:]
-        'Question:'
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    spec: TaskSpec
-    input_variables: list[str] = ["anchors"]
-
-    @override
-    def format(self, **kwargs: Any) -> str:
-        kwargs = self._merge_partial_and_user_variables(**kwargs)
-        return render_mix_prompt(self.spec, kwargs["anchors"])
-
-    @property
-    @override
-    def _prompt_type(self) -> str:
-        return "mixaug-mix"
-
-
-class MixChatPromptTemplate(BaseChatPromptTemplate):
-    """GPT3Mix chat prompt: a system instruction, then the paper's prompt as the user turn.
-
-    Example:
-        >>> msgs = MixChatPromptTemplate(spec=get_spec("sst2")).format_messages(anchors=[])
-        >>> [m.type for m in msgs]
-        ['system', 'human']
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    spec: TaskSpec
-    system: str | None = None
-    """System instruction (default: the spec's ``prompts.system``); may use the spec's
-    placeholders ({text_type}, {label_type}, {text_prefix}, {label_marker}, ...)."""
-    input_variables: list[str] = ["anchors"]
-
-    @override
-    def format_messages(self, **kwargs: Any) -> list[BaseMessage]:
-        kwargs = self._merge_partial_and_user_variables(**kwargs)
-        s = self.spec
-        system = s.fill(self.system if self.system is not None else s.prompts.system)
-        return [
-            SystemMessage(content=system),
-            HumanMessage(content=render_mix_prompt(s, kwargs["anchors"])),
-        ]
-
-    @property
-    @override
-    def _prompt_type(self) -> str:
-        return "mixaug-mix-chat"

@@ -34,6 +34,7 @@ from mixaug.chains.families import anchors_per_prompt
 from mixaug.config import AugmentConfig
 from mixaug.filtering import RecordFilter
 from mixaug.loop.targeting import PlannedSelector, Target, find_targets, plan_round
+from mixaug.providers import get_provider
 from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 
@@ -270,7 +271,7 @@ class LoopNodes:
             batch_size=ctx.cfg.llm.batch_size,
             top_logprobs=ctx.cfg.llm.top_logprobs,
             scorer=ctx.scorer,
-            concurrency=ctx.cfg.llm.concurrency if ctx.cfg.llm.provider != "local" else None,
+            concurrency=get_provider(ctx.cfg.llm.provider).concurrency(ctx.cfg.llm),
             family=p.family,
             n_items=p.items_per_prompt,
             shares=p.shares,

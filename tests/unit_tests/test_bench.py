@@ -346,3 +346,29 @@ def test_train_cli_same_seed_same_weights(
     a, b = (load_file(str(tmp_path / n / "model.safetensors")) for n in ("a", "b"))
     assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
     assert outs[0]["accuracy"] == outs[1]["accuracy"]
+
+
+def test_setfit_peers_train_on_a_fixed_number_per_class(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mixaug.baselines.setfit as peer
+
+    seen: list[list[Example]] = []
+
+    def fake_setfit(train: list[Example], test: list[Example], **kw: object) -> dict[str, object]:
+        seen.append(list(train))
+        return {"accuracy": 0.5, "macro_f1": 0.5, "examples": len(test), "seconds": 0.0}
+
+    monkeypatch.setattr(peer, "setfit_scores", fake_setfit)
+    cfg = BenchConfig(
+        data=str(tiny_data), task="sst2", levels=[0.05, 0.5], seeds=2,
+        methods=["setfit-8", "setfit-16"], out=str(tmp_path / "b"),
+    )  # fmt: skip
+    rows = Bench(cfg, progress=False).run()
+    assert [r["method"] for r in rows[:2]] == ["setfit-8", "setfit-16"]
+    counts = [Counter(e.label for e in s) for s in seen]
+    assert counts[0] == {"positive": 8, "negative": 8}
+    assert counts[1] == {"positive": 16, "negative": 16}
+    # The same shots at every level (level-independent), other shots for another seed.
+    assert seen[0] == seen[4] and seen[0] != seen[2]  # (level, seed) order
+    assert all(r["n_real"] in (16, 32) for r in rows)

@@ -110,7 +110,7 @@ def test_multiclass_soft_label_over_all_words(anchors: list[dict[str, str]]) -> 
 def test_label_end_pattern_stops_after_the_closing_parenthesis() -> None:
     import re
 
-    from mixaug.chains.mix import label_end_pattern
+    from mixaug.chains.generation import label_end_pattern
 
     p = re.compile(label_end_pattern(SST2))
     m = p.search(" a (mostly) fine film (Sentiment: positive) and then more")

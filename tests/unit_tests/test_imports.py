@@ -12,6 +12,8 @@ def test_public_api_is_pinned() -> None:
     expected = {
         "LoopConfig",
         "FAMILIES",
+        "PromptFamily",
+        "register_family",
         "PromptConfig",
         "PromptTexts",
         "build_family_chain",

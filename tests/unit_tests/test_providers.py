@@ -140,7 +140,7 @@ def test_vote_scorer_counts_label_words() -> None:
 def test_votes_are_marked_in_the_record() -> None:
     from langchain_core.language_models import FakeListLLM
 
-    from mixaug.chains.parser import SoftLabelParser  # noqa: F401
+    from mixaug.chains import SoftLabelParser  # noqa: F401
 
     voter = VoteScorer(llm=FakeListLLM(responses=[" negative)"] * 4 + [" positive)"]), votes=5)
     from langchain_core.messages import AIMessage
@@ -236,8 +236,7 @@ async def test_async_batch_limits_concurrency_and_isolates_failures() -> None:
             )
 
     llm = Slow()
-    from mixaug.chains import generate_with_logprobs
-    from mixaug.chains.prompts import MixPromptTemplate
+    from mixaug.chains import MixPromptTemplate, generate_with_logprobs
 
     step = generate_with_logprobs(llm, concurrency=3)
     prompts = [

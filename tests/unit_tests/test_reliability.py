@@ -227,10 +227,10 @@ def test_a_key_echoed_by_the_provider_is_redacted(
 ) -> None:
     key = "k3y-VERY-secret-0042"  # no known key shape: only registration catches it
     monkeypatch.setenv("MIXAUG_TEST_KEY", key)
-    from mixaug import providers
+    from mixaug.providers.openai import api_key
 
     def build(config: object, seed: object = None) -> object:
-        providers._api_key(config)  # type: ignore[arg-type]  # what the real one reads
+        api_key(config)  # type: ignore[arg-type]  # what the real one reads
         return _Echo401(messages=iter([]), key=key)
 
     monkeypatch.setattr(mixaug.augmentation, "build_llm", build)

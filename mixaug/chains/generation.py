@@ -1,31 +1,25 @@
-"""The GPT3Mix chain: prompt | generation with logprobs | soft-label parser.
+r"""The generation step of every chain: call a chat or completion model, keep its logprobs.
 
 Example:
-    >>> from mixaug import TransformersLLM, build_mix_chain, get_spec
-    >>> chain = build_mix_chain(TransformersLLM(), get_spec("sst2"))  # doctest: +SKIP
-    >>> chain.invoke({"anchors": [{"text": "a gem", "label": "positive"},
-    ...                           {"text": "a mess", "label": "negative"}]})  # doctest: +SKIP
-    LabelledItem(text='...', soft_label={'positive': 0.7, 'negative': 0.3}, ...)
+    >>> step = generate_with_logprobs(llm, top_logprobs=20, stop=["\n"])  # doctest: +SKIP
+    >>> chain = prompt | step | parser  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 from langchain_core.prompt_values import PromptValue
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import get_config_list
 from pydantic import ConfigDict, Field
 from typing_extensions import override
 
-from mixaug.chains.parser import PromptGeneration, SoftLabelParser
-from mixaug.chains.prompts import MixChatPromptTemplate, MixPromptTemplate
-from mixaug.records import LabelledItem
-from mixaug.softlabels import LabelScorer
+from mixaug.chains.parser import PromptGeneration
 from mixaug.specs import TaskSpec
 
 
@@ -206,47 +200,3 @@ def generate_with_logprobs(
 def label_end_pattern(spec: TaskSpec) -> str:
     """Regex matching ``(<Label type>: <word>)``: where an item ends."""
     return "(?i)" + re.escape(spec.label_marker) + r"[^()\n]*\)"
-
-
-def build_mix_chain(
-    llm: BaseLanguageModel[Any],
-    spec: TaskSpec,
-    *,
-    mode: Literal["auto", "chat", "completion"] = "auto",
-    scorer: LabelScorer | Literal["auto"] | None = "auto",
-    top_logprobs: int = 20,
-    stop: Sequence[str] | None = ("\n",),
-    concurrency: int | None = None,
-    **kwargs: Any,
-) -> Runnable[dict[str, Any], LabelledItem]:
-    """The GPT3Mix chain: ``{"anchors": [...]}`` in, a soft-labelled item out.
-
-    Args:
-        llm: any LangChain chat or completion model that returns logprobs.
-        spec: the task spec.
-        mode: prompt form; ``auto`` uses the chat form for chat models.
-        scorer: fallback scorer for label words missing from the top-k; ``auto``
-            uses ``llm`` itself when it can score (the local models can).
-        top_logprobs: alternatives requested per token.
-        stop: stop strings (a newline ends an item).
-        concurrency: one request per prompt with this many in flight (remote
-            providers); ``None`` sends each batch in one call.
-        **kwargs: extra call arguments for the model.
-
-    Returns:
-        A runnable whose ``batch`` sends all prompts in one model call; use
-        ``return_exceptions=True`` to get :class:`~mixaug.errors.ParseFailure` per item.
-    """
-    chat = isinstance(llm, BaseChatModel) if mode == "auto" else mode == "chat"
-    if "stop_after" in type(llm).model_fields and "stop_after" not in kwargs:
-        # Local models can also stop right after the label's closing parenthesis.
-        kwargs["stop_after"] = [label_end_pattern(spec)]
-    prompt: Runnable[dict[str, Any], PromptValue] = (
-        MixChatPromptTemplate(spec=spec) if chat else MixPromptTemplate(spec=spec)
-    )
-    if scorer == "auto":
-        scorer = llm if isinstance(llm, LabelScorer) else None
-    step = generate_with_logprobs(
-        llm, top_logprobs=top_logprobs, stop=stop, concurrency=concurrency, **kwargs
-    )
-    return prompt | step | SoftLabelParser(spec=spec, scorer=scorer)
