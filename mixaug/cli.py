@@ -272,10 +272,10 @@ def _build_augment_parts(job: _AugmentJob, args: argparse.Namespace) -> _Augment
     """
     from mixaug.augmentation import build_llm
     from mixaug.providers import build_scorer
-    from mixaug.selectors import EMBEDDED_STRATEGIES, make_selector
+    from mixaug.selectors import STRATEGIES, make_selector
 
     cfg, examples = job.cfg, job.examples
-    if cfg.anchors.strategy in EMBEDDED_STRATEGIES and not args.quiet:
+    if STRATEGIES[cfg.anchors.strategy].embedded and not args.quiet:
         _err(f"[mixaug] embedding {len(examples)} examples for {cfg.anchors.strategy} anchors ...")
     family = get_family(cfg.prompt.family)
     k = family.anchors_per_prompt(cfg.k)
@@ -286,7 +286,7 @@ def _build_augment_parts(job: _AugmentJob, args: argparse.Namespace) -> _Augment
         k=k,
         seed=cfg.seed,
         store_dir=cfg.anchors.store,
-        options=cfg.anchors.options(),
+        options=cfg.anchors.options,
     )
     parts = _AugmentParts(selector=selector, k=k)
     if args.dry_run:

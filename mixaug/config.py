@@ -164,26 +164,39 @@ class AnchorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: str = "targeted"
-    """targeted (the default: aimed at the class furthest from its quota), random (the
-    paper's), balanced, same-class, mixed-class, diverse or similar."""
+    """A registered strategy (:data:`mixaug.selectors.STRATEGIES`): targeted (the default:
+    aimed at the class furthest from its quota), random (the paper's), balanced,
+    same-class, mixed-class, diverse or similar."""
     store: str | None = None
     """Folder of a persistent Chroma embedding cache (embed a pool once)."""
-    mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0)
-    """``diverse``: relevance weight λ (0 = most diverse; default 0.25)."""
-    fetch_k: int | None = Field(strict=True, default=None, ge=1)
-    """``diverse``: random candidates per selection (default 64)."""
-    class_filter: Literal["any", "same"] | None = None
-    """``diverse``: keep all anchors in one class (``same``) or not (``any``)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The strategy's own options, checked by its ``Options`` model (``diverse``:
+    ``mmr_lambda``, ``fetch_k``, ``class_filter``). Written beside ``strategy`` they
+    are read as options too (``anchors: {strategy: diverse, mmr_lambda: 0.1}``)."""
 
     @model_validator(mode="before")
     @classmethod
     def _from_name(cls, value: Any) -> Any:
-        return {"strategy": value} if isinstance(value, str) else value
+        if isinstance(value, str):
+            return {"strategy": value}
+        if isinstance(value, dict):
+            own = {"strategy", "store", "options"}
+            extra = {k: v for k, v in value.items() if k not in own}
+            if extra:
+                value = {k: v for k, v in value.items() if k in own}
+                value["options"] = {**extra, **dict(value.get("options") or {})}
+        return value
 
-    def options(self) -> dict[str, Any]:
-        """Strategy options that were set."""
-        keys = ("mmr_lambda", "fetch_k", "class_filter")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+    @model_validator(mode="after")
+    def _check_options(self) -> AnchorConfig:
+        from mixaug.selectors import STRATEGIES, check_options
+
+        cls = STRATEGIES.get(self.strategy)
+        if cls is None:
+            msg = f"unknown anchor strategy {self.strategy!r}; use one of {', '.join(STRATEGIES)}"
+            raise ValueError(msg)
+        self.options = check_options(cls, self.options).model_dump(exclude_unset=True)
+        return self
 
 
 Action = Literal["drop", "downweight", "keep"]
@@ -254,6 +267,17 @@ class PolicyConfig(BaseModel):
     label_disagreement: Action = "downweight"
     weight: float = Field(default=0.5, gt=0.0, le=1.0)
     """Factor a down-weighted record's ``weight`` is multiplied by."""
+    rules: dict[str, Action] = Field(default_factory=dict)
+    """Actions for other rules, by reason (a rule of your own: ``{too_short: drop}``)."""
+
+    def action(self, reason: str, default: str = "drop") -> str:
+        """The action for records flagged with ``reason``."""
+        named: dict[str, str] = {
+            "low_fluency": self.low_fluency,
+            "inconsistent_label": self.inconsistent_label,
+            "label_disagreement": self.label_disagreement,
+        }
+        return named.get(reason, self.rules.get(reason, default))
 
 
 class CalibrationConfig(BaseModel):

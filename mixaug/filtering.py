@@ -9,8 +9,9 @@
    recalibrated, the raw one kept in ``soft_label_raw``;
 3. **critic** (:func:`~mixaug.chains.critic.build_critic_chain`): fluency and label
    consistency from an LLM judge, and a zero-shot relabel;
-4. **policy**: each critic rule (``low_fluency``, ``inconsistent_label``,
-   ``label_disagreement``) drops, down-weights or keeps (flagged) a record.
+4. **rules and policy**: each rule (:mod:`mixaug.filter_rules`; by default the
+   critic's ``low_fluency``, ``inconsistent_label``, ``label_disagreement``) flags a
+   record, and the policy drops, down-weights or keeps (flagged) it.
 
 Every rejected record is returned with its reasons, to be written to a rejects
 file; nothing is dropped silently.
@@ -31,7 +32,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from typing_extensions import override
 
 from mixaug.chains.calibrate import CalibrationReport, CalibrationStep
@@ -39,10 +40,11 @@ from mixaug.chains.critic import JudgeCheck
 from mixaug.config import FilterConfig, LLMConfig, PolicyConfig
 from mixaug.dedup import Deduplicator
 from mixaug.errors import ConfigError, DataError
+from mixaug.filter_rules import CRITIC_REASONS as CRITIC_REASONS
+from mixaug.filter_rules import Rule, critic_rules
+from mixaug.filter_rules import disagreement as disagreement
 from mixaug.records import CriticScores, Example, SyntheticRecord
 from mixaug.specs import TaskSpec
-
-CRITIC_REASONS = ("low_fluency", "inconsistent_label", "label_disagreement")
 
 
 class Rejected(BaseModel):
@@ -108,28 +110,6 @@ class FilterSummary(BaseModel):
     seconds: dict[str, float] = Field(default_factory=dict)
 
 
-def disagreement(record: SyntheticRecord, scores: CriticScores | None, rule: str) -> bool:
-    """Whether the label signals fail ``rule`` (``majority`` or ``all``).
-
-    The signals are the soft-label argmax, the generated label and the zero-shot
-    relabel, where present. ``majority``: more than half agree with the argmax;
-    ``all``: every one does.
-    """
-    if rule == "off":
-        return False
-    signals = [record.label]
-    if record.generated_label is not None:
-        signals.append(record.generated_label)
-    if scores is not None and scores.relabel_label is not None:
-        signals.append(scores.relabel_label)
-    if len(signals) < 2:
-        return False
-    agree = sum(s == record.label for s in signals)
-    if rule == "all":
-        return agree < len(signals)
-    return agree * 2 <= len(signals)
-
-
 class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
     """Dedup, calibrate, criticise and apply the policy to a batch of records.
 
@@ -144,6 +124,9 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
     calibration: CalibrationStep | None = Field(default=None, exclude=True)
     critic: Runnable[Any, CriticScores] | None = Field(default=None, exclude=True)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    """What happens to a record a rule flags, by the rule's reason."""
+    rules: list[Rule] | None = None
+    """The rules, in order (``None``: the critic's three, from the settings below)."""
     min_fluency: float = 0.5
     min_consistency: float = 0.5
     agreement: str = "majority"
@@ -151,6 +134,22 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
     """Whether the zero-shot relabel votes in the agreement rule."""
     summary: FilterSummary = Field(default_factory=FilterSummary)
     _acc: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _default_rules(self) -> RecordFilter:
+        if self.rules is None:
+            self.rules = critic_rules(
+                min_fluency=self.min_fluency,
+                min_consistency=self.min_consistency,
+                agreement=self.agreement,
+                use_relabel=self.use_relabel,
+            )
+        return self
+
+    def action(self, reason: str) -> str:
+        """The policy's action for a rule's ``reason`` (else the rule's default)."""
+        rule = next((r for r in self.rules or [] if r.reason == reason), None)
+        return self.policy.action(reason, rule.default_action if rule else "drop")
 
     def prime(self, records: Sequence[SyntheticRecord]) -> None:
         """Add records kept earlier (a resumed run) to the dedup pool."""
@@ -213,7 +212,7 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
             reasons = self._critic_reasons(r, sc)
             if sc is not None:
                 r = r.model_copy(update={"critic": sc})
-            actions = [getattr(self.policy, why) for why in reasons]
+            actions = [self.action(why) for why in reasons]
             if "drop" in actions:
                 out.rejected.append(Rejected(record=r, reasons=reasons))
                 continue
@@ -228,17 +227,7 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
         return out
 
     def _critic_reasons(self, r: SyntheticRecord, sc: CriticScores | None) -> list[str]:
-        reasons = []
-        if sc is not None:
-            if sc.fluency is not None and sc.fluency < self.min_fluency:
-                reasons.append("low_fluency")
-            if sc.consistency is not None and sc.consistency < self.min_consistency:
-                reasons.append("inconsistent_label")
-            if not self.use_relabel:
-                sc = sc.model_copy(update={"relabel_label": None})
-        if disagreement(r, sc, self.agreement):
-            reasons.append("label_disagreement")
-        return reasons
+        return [rule.reason for rule in self.rules or [] if rule.applies(r, sc)]
 
     def _tick(self, step: str, t0: float) -> None:
         took = time.perf_counter() - t0
@@ -251,11 +240,11 @@ class RecordFilter(RunnableSerializable[list[SyntheticRecord], FilterOutcome]):
         reasons = Counter(s.reasons)
         dropped_by = Counter(s.dropped_by)
         for r in out.kept:
-            reasons.update(f for f in r.flags if f in CRITIC_REASONS)
+            reasons.update(f for f in r.flags if f in {x.reason for x in self.rules or []})
         for rej in out.rejected:
             reasons.update(rej.reasons)
             first = next(
-                (w for w in rej.reasons if getattr(self.policy, w, "drop") == "drop"),
+                (w for w in rej.reasons if self.action(w) == "drop"),
                 rej.reasons[0],
             )
             dropped_by[first] += 1

@@ -3,7 +3,10 @@
 Strategies by name (``--anchors NAME`` or ``anchors: {strategy: NAME}`` in config):
 ``random`` (the paper's), ``balanced``, ``targeted`` (aimed at one class; default),
 ``same-class``, ``mixed-class``, ``diverse`` and ``similar``. The last four embed the
-pool (all-MiniLM-L6-v2 by default) into a vector store (Chroma by default).
+pool (all-MiniLM-L6-v2 by default) into a vector store (Chroma by default). Each is an
+:class:`AnchorSelector` subclass registered by name (:func:`register_selector`) that
+owns its options (``Options``, a pydantic model; ``anchors: {strategy: diverse,
+options: {mmr_lambda: 0.1}}``), so a new strategy is one module.
 
 Example:
     >>> from mixaug.records import Example
@@ -16,47 +19,63 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from mixaug.errors import ConfigError
 from mixaug.records import Example
-from mixaug.selectors.base import AnchorSelector
+from mixaug.selectors.base import (
+    STRATEGIES,
+    AnchorSelector,
+    NoOptions,
+    check_options,
+    register_selector,
+)
+
+# The built-in strategies register themselves on import, in this order.
+# isort: off
+from mixaug.selectors.uniform import (
+    BalancedAnchorSelector,
+    RandomAnchorSelector,
+    TargetedAnchorSelector,
+)
 from mixaug.selectors.embedded import (
     DiverseSelector,
     MixedClassSelector,
     SameClassSelector,
     SimilarSelector,
 )
+
+# isort: on
 from mixaug.selectors.embeddings import default_embeddings
 from mixaug.selectors.index import AnchorIndex
-from mixaug.selectors.uniform import (
-    BalancedAnchorSelector,
-    RandomAnchorSelector,
-    TargetedAnchorSelector,
-)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from langchain_core.vectorstores import VectorStore
 
-STRATEGIES: dict[str, type[AnchorSelector]] = {
-    "random": RandomAnchorSelector,
-    "balanced": BalancedAnchorSelector,
-    "targeted": TargetedAnchorSelector,
-    "same-class": SameClassSelector,
-    "mixed-class": MixedClassSelector,
-    "diverse": DiverseSelector,
-    "similar": SimilarSelector,
-}
-"""Anchor strategies by name."""
-
-EMBEDDED_STRATEGIES = frozenset({"same-class", "mixed-class", "diverse", "similar"})
-"""Strategies that need an :class:`AnchorIndex`."""
+EMBEDDED_STRATEGIES = frozenset(n for n, c in STRATEGIES.items() if c.embedded)
+"""The built-in strategies that need an :class:`AnchorIndex` (``STRATEGIES[n].embedded``)."""
 
 
-def check_strategy(name: str) -> None:
-    """Raise :class:`ConfigError` listing the valid names if ``name`` is unknown."""
+def check_strategy(name: str) -> type[AnchorSelector]:
+    """The strategy ``name``, or a :class:`ConfigError` listing the valid names."""
     if name not in STRATEGIES:
         msg = f"Unknown anchor strategy {name!r}; use one of {', '.join(STRATEGIES)}."
         raise ConfigError(msg)
+    return STRATEGIES[name]
+
+
+def strategy_options(name: str, options: dict[str, Any] | None) -> BaseModel:
+    """``options`` checked against strategy ``name``'s own :attr:`~AnchorSelector.Options`.
+
+    Raises:
+        ConfigError: for an unknown strategy, or options it does not take.
+    """
+    cls = check_strategy(name)
+    try:
+        return check_options(cls, options)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def make_selector(
@@ -78,7 +97,7 @@ def make_selector(
     (default: a fresh Chroma collection), caching embeddings in ``store_dir``.
 
     Args:
-        name: strategy name.
+        name: strategy name (a registered one: :data:`STRATEGIES`).
         examples: the labelled pool.
         k: anchors per prompt.
         seed: seed of the selector's draws.
@@ -86,41 +105,23 @@ def make_selector(
         embeddings: embedder for a new index.
         vectorstore: empty vector store for a new index.
         store_dir: persistent embedding cache folder.
-        options: strategy options (``diverse``: ``mmr_lambda``, ``fetch_k``, ``class_filter``).
+        options: the strategy's own options (``diverse``: ``mmr_lambda``, ``fetch_k``,
+            ``class_filter``).
 
     Raises:
         ConfigError: for an unknown name (listing the valid ones) or bad options.
         DataError: when the pool can't serve the strategy (k too large, one class).
     """
-    check_strategy(name)
-    opts = dict(options or {})
-    if name not in EMBEDDED_STRATEGIES:
-        if opts:
-            msg = f"Anchor strategy {name!r} takes no options, got {sorted(opts)}."
-            raise ConfigError(msg)
-        cls: Any = STRATEGIES[name]
-        selector: AnchorSelector = cls(examples, k=k, seed=seed, index=index)
-        return selector
-    if index is None:
+    cls = check_strategy(name)
+    opts = strategy_options(name, options)
+    if cls.embedded and index is None:
         index = AnchorIndex.build(
             examples,
             embeddings or default_embeddings(),
             vectorstore=vectorstore,
             store_dir=store_dir,
         )
-    if name == "diverse":
-        allowed = {"mmr_lambda", "fetch_k", "class_filter"}
-        unknown = sorted(set(opts) - allowed)
-        if unknown:
-            msg = f"Unknown option(s) {unknown} for 'diverse'; it takes {sorted(allowed)}."
-            raise ConfigError(msg)
-        return DiverseSelector(index, k=k, seed=seed, **opts)
-    if opts:
-        msg = f"Anchor strategy {name!r} takes no options, got {sorted(opts)}."
-        raise ConfigError(msg)
-    indexed: Any = STRATEGIES[name]
-    built: AnchorSelector = indexed(index, k=k, seed=seed)
-    return built
+    return cls.create(examples, k=k, seed=seed, index=index, options=opts)
 
 
 __all__ = [
@@ -135,7 +136,11 @@ __all__ = [
     "SameClassSelector",
     "SimilarSelector",
     "TargetedAnchorSelector",
+    "NoOptions",
+    "check_options",
     "check_strategy",
     "default_embeddings",
     "make_selector",
+    "register_selector",
+    "strategy_options",
 ]

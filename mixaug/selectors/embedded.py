@@ -11,17 +11,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
 from mixaug.errors import ConfigError, DataError
-from mixaug.selectors.base import AnchorSelector
+from mixaug.records import Example
+from mixaug.selectors.base import AnchorSelector, register_selector
 from mixaug.selectors.index import AnchorIndex
 
 
 class _IndexedSelector(AnchorSelector):
+    embedded = True
+
+    @classmethod
+    @override
+    def create(
+        cls,
+        examples: list[Example],
+        *,
+        k: int,
+        seed: int,
+        index: AnchorIndex | None,
+        options: BaseModel,
+    ) -> AnchorSelector:
+        if index is None:
+            msg = f"anchor strategy {cls.strategy!r} needs an index of the pool"
+            raise ValueError(msg)
+        return cls(index, k=k, seed=seed, **options.model_dump())
+
     def __init__(self, index: AnchorIndex, k: int = 2, seed: int = 0) -> None:
         super().__init__(k, seed)
         self.index = index
@@ -69,6 +89,7 @@ class _IndexedSelector(AnchorSelector):
         )
 
 
+@register_selector
 class SameClassSelector(_IndexedSelector):
     """k anchors of one class that are near each other in embedding space.
 
@@ -98,6 +119,7 @@ class SameClassSelector(_IndexedSelector):
         return self._as_dicts(start + rest)
 
 
+@register_selector
 class MixedClassSelector(_IndexedSelector):
     """A seed anchor plus its nearest neighbours from other classes.
 
@@ -131,19 +153,7 @@ class MixedClassSelector(_IndexedSelector):
         return self._as_dicts([pos, *rest])
 
 
-class SimilarSelector(_IndexedSelector):
-    """A seed example (or ``query`` text) and its nearest neighbours, any class."""
-
-    strategy = "similar"
-
-    @override
-    def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
-        pos, vec = self._seed(input_variables, None)
-        start = [pos] if pos is not None else []
-        rest = self.pool.nearest(vec, self.k - len(start), exclude=start)
-        return self._as_dicts(start + rest)
-
-
+@register_selector
 class DiverseSelector(_IndexedSelector):
     """Maximal marginal relevance with a tunable λ and an optional class filter.
 
@@ -155,6 +165,18 @@ class DiverseSelector(_IndexedSelector):
     """
 
     strategy = "diverse"
+
+    class Options(BaseModel):
+        """``diverse``'s options."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        mmr_lambda: float = Field(default=0.25, ge=0.0, le=1.0)
+        """Relevance weight λ (0 = most diverse)."""
+        fetch_k: int = Field(strict=True, default=64, ge=1)
+        """Random candidates per selection."""
+        class_filter: Literal["any", "same"] = "any"
+        """Keep all anchors in one class (``same``) or not (``any``)."""
 
     def __init__(
         self,
@@ -204,3 +226,17 @@ class DiverseSelector(_IndexedSelector):
             alive[j] = False
             redundancy = np.maximum(redundancy, vecs[cand] @ vecs[cand[j]])
         return self._as_dicts(chosen)
+
+
+@register_selector
+class SimilarSelector(_IndexedSelector):
+    """A seed example (or ``query`` text) and its nearest neighbours, any class."""
+
+    strategy = "similar"
+
+    @override
+    def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
+        pos, vec = self._seed(input_variables, None)
+        start = [pos] if pos is not None else []
+        rest = self.pool.nearest(vec, self.k - len(start), exclude=start)
+        return self._as_dicts(start + rest)

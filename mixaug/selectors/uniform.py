@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
 from typing_extensions import override
 
 from mixaug.errors import DataError
 from mixaug.records import Example
-from mixaug.selectors.base import AnchorSelector
+from mixaug.selectors.base import AnchorSelector, register_selector
 
 if TYPE_CHECKING:
     from mixaug.selectors.index import AnchorIndex
@@ -46,11 +47,25 @@ class _PoolSelector(AnchorSelector):
         self.index = index
         """Optional: lets :meth:`similarity` report the anchors' cosine."""
 
+    @classmethod
+    @override
+    def create(
+        cls,
+        examples: list[Example],
+        *,
+        k: int,
+        seed: int,
+        index: AnchorIndex | None,
+        options: BaseModel,
+    ) -> AnchorSelector:
+        return cls(examples, k=k, seed=seed, index=index, **options.model_dump())
+
     @override
     def add_example(self, example: dict[str, str]) -> None:
         self.examples.append(dict(example))
 
 
+@register_selector
 class RandomAnchorSelector(_PoolSelector):
     """Draws k distinct anchors uniformly from the pool.
 
@@ -91,6 +106,7 @@ class _ByLabelSelector(_PoolSelector):
         self._labels = sorted(self._by_label)
 
 
+@register_selector
 class BalancedAnchorSelector(_ByLabelSelector):
     """Class-balanced draws: k different classes (cycling when k > classes), one anchor each.
 
@@ -126,6 +142,7 @@ class BalancedAnchorSelector(_ByLabelSelector):
         return chosen
 
 
+@register_selector
 class TargetedAnchorSelector(_ByLabelSelector):
     """Anchors aimed at one class: up to k of it (placed last), the rest from other classes.
 

@@ -115,7 +115,7 @@ CASES = {
         "only 1 examples",
     ),
     "unknown task": ({"args": ["--task", "sst-2"]}, "Unknown task 'sst-2'"),
-    "unknown strategy": ({"args": ["--anchors", "nearest"]}, "Unknown anchor strategy"),
+    "unknown strategy": ({"args": ["--anchors", "nearest"]}, "unknown anchor strategy 'nearest'"),
     "zero n": ({"args": ["--n", "0"]}, "--n must be a positive integer"),
     "negative n": ({"args": ["--n", "-3"]}, "--n must be a positive integer"),
     "malformed yaml": ({"config": "llm: [unclosed\n"}, "not valid YAML"),
@@ -148,7 +148,7 @@ CASES = {
     ),
     "bad anchor option": (
         {"config": "anchors: {strategy: diverse, mmr_lambda: 7}\n"},
-        "anchors.mmr_lambda",
+        "mmr_lambda: Input should be less than or equal to 1",
     ),
     "key in api_key_env": (
         {"config": "llm: {provider: openai, api_key_env: sk-live-123}\n"},

@@ -146,7 +146,7 @@ def test_bad_input_is_refused_clearly(
 
 def test_bad_options_are_refused() -> None:
     emb = DeterministicFakeEmbedding(size=16)
-    with pytest.raises(ConfigError, match="between 0 and 1"):
+    with pytest.raises(ConfigError, match="mmr_lambda: Input should be less than or equal to 1"):
         make_selector("diverse", POOL, embeddings=emb, options={"mmr_lambda": 2.0})
     with pytest.raises(ConfigError, match="takes no options"):
         make_selector("random", POOL, options={"mmr_lambda": 0.5})
