@@ -596,79 +596,18 @@ def cmd_filter(args: argparse.Namespace) -> int:
     """``mixaug filter``: dedup, calibrate and criticise records; write kept and rejects."""
     import time
 
-    from mixaug.augmentation import summary_path
-    from mixaug.config import FilterConfig, load_config
-    from mixaug.data import check_labels, load_examples, load_records
-    from mixaug.errors import ConfigError, DataError
+    from mixaug.config import load_config
     from mixaug.filtering import build_record_filter
     from mixaug.io import write_json_atomic, write_jsonl_atomic
-    from mixaug.specs import BUILTIN_SPECS, get_spec, spec_from_dict
 
     cfg = load_config(args.config)
-    fcfg = (cfg.filter or FilterConfig()).model_copy(deep=True)
-    if args.critic:
-        fcfg.critic.enabled = True
-    if args.calibrate:
-        fcfg.calibration.enabled = True
-    if args.no_near:
-        fcfg.dedup.near = False
-    if args.threshold is not None:
-        if not 0.0 < args.threshold <= 1.0:
-            msg = f"--threshold must be a cosine in (0, 1], got {args.threshold}."
-            raise ConfigError(msg)
-        fcfg.dedup.threshold = args.threshold
-    from mixaug.paths import check_side_files, refuse_inputs
-
-    src = Path(args.input)
-    out, rejects = _writable(args.out), _writable(args.rejects, "--rejects")
-    summary_file = summary_path(out)
-    if out.resolve() == rejects.resolve():
-        msg = "--out and --rejects must be two different files."
-        raise ConfigError(msg)
-    written = {"--out": out, "--rejects": rejects, "--out's summary": summary_file}
-    refuse_inputs(
-        written,
-        {"IN": src, "--train": args.train, "--config": args.config}
-        | {f"--leakage {p}": p for p in args.eval or []},
-    )
-    if rejects.resolve() == summary_file.resolve():
-        msg = f"--rejects {str(rejects)!r} is where --out's summary goes; choose another path."
-        raise ConfigError(msg)
-    check_side_files([summary_file])
-    for flag, target in written.items():
-        if target.exists() and not args.overwrite:
-            msg = f"{flag} {str(target)!r} already exists; pass --overwrite or choose another path."
-            raise ConfigError(msg)
-    records = load_records(src)
-    task = args.task if args.task is not None else cfg.task
-    if task is None:
-        names = sorted({r.task for r in records})
-        if len(names) != 1 or names[0] not in BUILTIN_SPECS:
-            msg = f"Which task? The records name {names}; pass --task (a built-in or spec .yaml)."
-            raise ConfigError(msg)
-        task = names[0]
-    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
-    train = load_examples(args.train)
-    spec = check_labels(train, spec)
-    eval_examples = [e for path in args.eval or [] for e in load_examples(path)]
-    known = set(spec.label_names)
-    for r in records:
-        if set(r.soft_label) != known:
-            msg = (
-                f"{src}: record {r.id!r} has soft-label labels {sorted(r.soft_label)}, but task "
-                f"{spec.name!r} has {sorted(known)}; pass the --task the records were made for."
-            )
-            raise DataError(msg)
+    fcfg = _filter_config(args, cfg)
+    src, out, rejects, summary_file = _filter_outputs(args)
+    records, spec, train, eval_examples = _filter_inputs(args, cfg, src)
     say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
     started = time.perf_counter()
     record_filter = build_record_filter(
-        fcfg,
-        spec,
-        train,
-        llm_config=cfg.llm,
-        eval_examples=eval_examples,
-        seed=cfg.seed,
-        log=say,
+        fcfg, spec, train, llm_config=cfg.llm, eval_examples=eval_examples, seed=cfg.seed, log=say
     )
     kept: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
@@ -691,7 +630,94 @@ def cmd_filter(args: argparse.Namespace) -> int:
     if args.json:
         _out(json.dumps(summary))
         return 0
-    s = record_filter.summary
+    _filter_report(record_filter.summary)
+    _out(f"kept written to {out}; rejects (with reasons) to {rejects}")
+    _out(f"summary written to {summary_file}")
+    return 0
+
+
+def _filter_config(args: argparse.Namespace, cfg: Any) -> Any:
+    """The ``filter`` section of the config with the command's flags applied."""
+    from mixaug.config import FilterConfig
+    from mixaug.errors import ConfigError
+
+    fcfg = (cfg.filter or FilterConfig()).model_copy(deep=True)
+    if args.critic:
+        fcfg.critic.enabled = True
+    if args.calibrate:
+        fcfg.calibration.enabled = True
+    if args.no_near:
+        fcfg.dedup.near = False
+    if args.threshold is not None:
+        if not 0.0 < args.threshold <= 1.0:
+            msg = f"--threshold must be a cosine in (0, 1], got {args.threshold}."
+            raise ConfigError(msg)
+        fcfg.dedup.threshold = args.threshold
+    return fcfg
+
+
+def _filter_outputs(args: argparse.Namespace) -> tuple[Path, Path, Path, Path]:
+    """(input, kept, rejects, summary): outputs checked before anything is read or written."""
+    from mixaug.augmentation import summary_path
+    from mixaug.errors import ConfigError
+    from mixaug.paths import check_side_files, refuse_inputs
+
+    src = Path(args.input)
+    out, rejects = _writable(args.out), _writable(args.rejects, "--rejects")
+    summary_file = summary_path(out)
+    if out.resolve() == rejects.resolve():
+        msg = "--out and --rejects must be two different files."
+        raise ConfigError(msg)
+    written = {"--out": out, "--rejects": rejects, "--out's summary": summary_file}
+    refuse_inputs(
+        written,
+        {"IN": src, "--train": args.train, "--config": args.config}
+        | {f"--leakage {p}": p for p in args.eval or []},
+    )
+    if rejects.resolve() == summary_file.resolve():
+        msg = f"--rejects {str(rejects)!r} is where --out's summary goes; choose another path."
+        raise ConfigError(msg)
+    check_side_files([summary_file])
+    for flag, target in written.items():
+        if target.exists() and not args.overwrite:
+            msg = f"{flag} {str(target)!r} already exists; pass --overwrite or choose another path."
+            raise ConfigError(msg)
+    return src, out, rejects, summary_file
+
+
+def _filter_inputs(
+    args: argparse.Namespace, cfg: Any, src: Path
+) -> tuple[list[Any], Any, list[Any], list[Any]]:
+    """(records, spec, train, leakage examples), the records' labels checked against the task."""
+    from mixaug.data import check_labels, load_examples, load_records
+    from mixaug.errors import ConfigError, DataError
+    from mixaug.specs import BUILTIN_SPECS, get_spec, spec_from_dict
+
+    records = load_records(src)
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        names = sorted({r.task for r in records})
+        if len(names) != 1 or names[0] not in BUILTIN_SPECS:
+            msg = f"Which task? The records name {names}; pass --task (a built-in or spec .yaml)."
+            raise ConfigError(msg)
+        task = names[0]
+    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    train = load_examples(args.train)
+    spec = check_labels(train, spec)
+    eval_examples = [e for path in args.eval or [] for e in load_examples(path)]
+    known = set(spec.label_names)
+    for r in records:
+        if set(r.soft_label) != known:
+            msg = (
+                f"{src}: record {r.id!r} has soft-label labels {sorted(r.soft_label)}, but task "
+                f"{spec.name!r} has {sorted(known)}; pass the --task the records were made for."
+            )
+            raise DataError(msg)
+    return records, spec, train, eval_examples
+
+
+def _filter_report(s: Any) -> None:
+    """The filter summary, a line per step."""
     _out(
         f"records         {s.input} in, {s.kept} kept ({s.downweighted} down-weighted), "
         f"{s.dropped} rejected"
@@ -719,9 +745,6 @@ def cmd_filter(args: argparse.Namespace) -> int:
                 f"{rep.ece_calibrated:.3f}, accuracy {rep.accuracy_raw:.1%} -> "
                 f"{rep.accuracy_calibrated:.1%} (T={rep.temperature})"
             )
-    _out(f"kept written to {out}; rejects (with reasons) to {rejects}")
-    _out(f"summary written to {summary_file}")
-    return 0
 
 
 def _training_args(args: argparse.Namespace, base: Any = None) -> Any:
@@ -754,24 +777,74 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     from mixaug.augmentation import augment, build_llm
     from mixaug.config import load_config
     from mixaug.data import check_labels, load_examples
-    from mixaug.errors import ConfigError
     from mixaug.io import write_json_atomic, write_text_atomic
     from mixaug.providers import build_scorer
     from mixaug.recipe import run_recipe
     from mixaug.selectors import make_selector
-    from mixaug.specs import get_spec, spec_from_dict
 
     cfg = load_config(args.config)
+    task, spec = _recipe_task(args, cfg)
+    examples = load_examples(args.data)
+    spec = check_labels(examples, spec)
+    val = load_examples(args.val)
+    check_labels(val, spec)
+    out, report_file = _recipe_outputs(args)
+    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    llm = build_llm(cfg.llm, seed=cfg.seed)
+    n = min(args.ratio * len(examples), args.max_synthetic)
+    say(f"generating a pool of {n} records with targeted anchors ...")
+    selector = make_selector("targeted", examples, k=min(cfg.k, len(examples)), seed=cfg.seed)
+    pool = augment(
+        examples, spec, llm, n=n, k=cfg.k, seed=cfg.seed, selector=selector,
+        batch_size=cfg.llm.batch_size, top_logprobs=cfg.llm.top_logprobs,
+        scorer=build_scorer(cfg.llm, llm),
+    )  # fmt: skip
+    result = run_recipe(examples, val, pool.records, llm=llm, spec=spec, seed=cfg.seed, log=say)
+    rep = result.report
+    document: dict[str, Any] = {"task": spec.name if not isinstance(task, dict) else task}
+    if rep.ratio is not None:  # none when the real data alone won: no n to suggest
+        document["n"] = math.ceil(rep.ratio * len(examples))
+    document |= {"anchors": {"strategy": "targeted"}, "labels": _recipe_labels(rep)}
+    unsharpened = rep.labeller.split("^")[0]
+    choice = next((c for c in rep.labeller_candidates if c["name"] == unsharpened), None)
+    header = (
+        f"# mixaug recipe for {args.data} (validation {args.val}, seed {cfg.seed}).\n"
+        f"# labeller {rep.labeller}"
+        + ("" if choice is None else f" ({100 * choice['accuracy']:.1f}% on validation texts)")
+        + f"; guard: {rep.guard.verdict if rep.guard else 'not run'}\n"
+    )
+    write_json_atomic(report_file, rep.model_dump(mode="json"))
+    write_text_atomic(out, header + yaml.safe_dump(document, sort_keys=False))
+    summary = {
+        "config": str(out),
+        "report": str(report_file),
+        "labeller": rep.labeller,
+        "ratio": rep.ratio,
+        "weight": rep.weight,
+        "guard": None if rep.guard is None else rep.guard.verdict,
+    }
+    _out(json.dumps(summary))
+    return 0
+
+
+def _recipe_task(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
+    """(task as given, its spec); the model's reference is checked too."""
+    from mixaug.errors import ConfigError
+    from mixaug.specs import get_spec, spec_from_dict
+
     task = args.task if args.task is not None else cfg.task
     if task is None:
         msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
         raise ConfigError(msg)
     spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
     _check_model(cfg.llm)
-    examples = load_examples(args.data)
-    spec = check_labels(examples, spec)
-    val = load_examples(args.val)
-    check_labels(val, spec)
+    return task, spec
+
+
+def _recipe_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
+    """(config file, report file), refused if they exist or are inputs; flags checked."""
+    from mixaug.errors import ConfigError
+
     out = _writable(args.out)
     report_file = out.with_name(out.stem + ".report.json")
     for path in (out, report_file):
@@ -787,30 +860,14 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     if args.ratio < 1 or args.max_synthetic < 1:
         msg = "--ratio and --max-synthetic must be positive."
         raise ConfigError(msg)
-    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
-    llm = build_llm(cfg.llm, seed=cfg.seed)
-    n = min(args.ratio * len(examples), args.max_synthetic)
-    say(f"generating a pool of {n} records with targeted anchors ...")
-    selector = make_selector("targeted", examples, k=min(cfg.k, len(examples)), seed=cfg.seed)
-    pool = augment(
-        examples,
-        spec,
-        llm,
-        n=n,
-        k=cfg.k,
-        seed=cfg.seed,
-        selector=selector,
-        batch_size=cfg.llm.batch_size,
-        top_logprobs=cfg.llm.top_logprobs,
-        scorer=build_scorer(cfg.llm, llm),
-    )
-    result = run_recipe(examples, val, pool.records, llm=llm, spec=spec, seed=cfg.seed, log=say)
-    rep = result.report
-    labels: dict[str, Any] = {"quotas": "off" if rep.ratio is None else "real"}
-    unsharpened = rep.labeller.split("^")[0]
-    choice = next((c for c in rep.labeller_candidates if c["name"] == unsharpened), None)
+    return out, report_file
+
+
+def _recipe_labels(rep: Any) -> dict[str, Any]:
+    """The ``labels:`` section that reproduces the recipe's choice."""
     from mixaug.labelmix import candidate_configs
 
+    labels: dict[str, Any] = {"quotas": "off" if rep.ratio is None else "real"}
     power = {"sharpen": rep.sharpen or 1.0}
     config = next(
         (
@@ -824,31 +881,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     labels["synthetic_weight"] = rep.weight if rep.weight is not None else 0.0
     if rep.prior == "validation":
         labels["quotas"] = "val"
-    document: dict[str, Any] = {"task": spec.name if not isinstance(task, dict) else task}
-    if rep.ratio is not None:  # none when the real data alone won: no n to suggest
-        document["n"] = math.ceil(rep.ratio * len(examples))
-    document |= {"anchors": {"strategy": "targeted"}, "labels": labels}
-    header = (
-        f"# mixaug recipe for {args.data} (validation {args.val}, seed {cfg.seed}).\n"
-        f"# labeller {rep.labeller}"
-        + ("" if choice is None else f" ({100 * choice['accuracy']:.1f}% on validation texts)")
-        + f"; guard: {rep.guard.verdict if rep.guard else 'not run'}\n"
-    )
-    write_json_atomic(report_file, rep.model_dump(mode="json"))
-    write_text_atomic(out, header + yaml.safe_dump(document, sort_keys=False))
-    _out(
-        json.dumps(
-            {
-                "config": str(out),
-                "report": str(report_file),
-                "labeller": rep.labeller,
-                "ratio": rep.ratio,
-                "weight": rep.weight,
-                "guard": None if rep.guard is None else rep.guard.verdict,
-            }
-        )
-    )
-    return 0
+    return labels
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -860,8 +893,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, locks: Any) -> int:
-    from mixaug.data import check_labels, load_examples, load_records
-    from mixaug.errors import ConfigError
     from mixaug.paths import (
         check_out_folder,
         mark_folder,
@@ -869,7 +900,6 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
         replace_folder,
         staging_folder,
     )
-    from mixaug.specs import get_spec
     from mixaug.training import TextClassifier, TextDataset, Trainer
 
     out = check_out_folder(args.out, overwrite=args.overwrite)
@@ -888,20 +918,7 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
 
         check_encoder(args.encoder)
     locks.take(out)
-    train = load_examples(args.train)
-    evaluation = load_examples(args.eval)
-    validation = load_examples(args.val) if args.val else None
-    synthetic = load_records(args.synthetic) if args.synthetic else []
-    if args.task:
-        spec = check_labels(train, get_spec(args.task))
-        labels = list(spec.label_names)
-    else:
-        labels = sorted({e.label for e in train} | {lab for r in synthetic for lab in r.soft_label})
-    for name, rows in (("--test", evaluation), ("--val", validation or [])):
-        extra = sorted({e.label for e in rows} - set(labels))
-        if extra:
-            msg = f"{name} has labels {extra} the training data lacks (labels: {labels})."
-            raise ConfigError(msg)
+    train, evaluation, validation, synthetic, labels = _train_data(args)
     targs = _training_args(args)
     train_ds = TextDataset.build(train, synthetic, labels=labels, hard_synthetic=args.hard_labels)
     val_ds = TextDataset.build(validation, labels=labels) if validation else None
@@ -937,6 +954,31 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _out(json.dumps(report))
     return 0
+
+
+def _train_data(
+    args: argparse.Namespace,
+) -> tuple[list[Any], list[Any], list[Any] | None, list[Any], list[str]]:
+    """(train, test, validation, synthetic records, labels), every label checked."""
+    from mixaug.data import check_labels, load_examples, load_records
+    from mixaug.errors import ConfigError
+    from mixaug.specs import get_spec
+
+    train = load_examples(args.train)
+    evaluation = load_examples(args.eval)
+    validation = load_examples(args.val) if args.val else None
+    synthetic = load_records(args.synthetic) if args.synthetic else []
+    if args.task:
+        spec = check_labels(train, get_spec(args.task))
+        labels = list(spec.label_names)
+    else:
+        labels = sorted({e.label for e in train} | {lab for r in synthetic for lab in r.soft_label})
+    for name, rows in (("--test", evaluation), ("--val", validation or [])):
+        extra = sorted({e.label for e in rows} - set(labels))
+        if extra:
+            msg = f"{name} has labels {extra} the training data lacks (labels: {labels})."
+            raise ConfigError(msg)
+    return train, evaluation, validation, synthetic, labels
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -1003,66 +1045,26 @@ def cmd_loop(args: argparse.Namespace) -> int:
 
 
 def _loop(args: argparse.Namespace, locks: Any) -> int:
-    from mixaug.config import FilterConfig, apply_overrides, load_config
-    from mixaug.data import check_labels, load_examples
-    from mixaug.errors import ConfigError
+    from mixaug.config import FilterConfig
     from mixaug.filtering import build_record_filter
     from mixaug.loop import LoopContext, run_loop
+    from mixaug.loop.runner import check_loop_out
     from mixaug.providers import build_llm, build_scorer
     from mixaug.runstate import file_hash
-    from mixaug.specs import get_spec, spec_from_dict
 
-    cfg = apply_overrides(
-        load_config(args.config),
-        {key: getattr(args, key) for key in ("k", "seed", "prompt")},
-        {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
-    )
-    loop = cfg.loop.model_dump()
-    for key in ("max_rounds", "budget_tokens", "budget_seconds", "per_round", "quota"):
-        if getattr(args, key, None) is not None:
-            loop[key] = getattr(args, key)
-    cfg = apply_overrides(cfg, {"loop": loop}, {})
-    task = args.task if args.task is not None else cfg.task
-    if task is None:
-        msg = "Which task? Pass --task (e.g. sst2, trec6, or a spec .yaml)."
-        raise ConfigError(msg)
-    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
-    _check_model(cfg.llm)
-    train = load_examples(args.data)
-    validation = load_examples(args.eval)
-    spec = check_labels(train, spec)
-    check_labels(validation, spec)
-    if len({e.label for e in train}) < 2:
-        msg = "The loop's classifier needs training examples of at least two labels."
-        raise ConfigError(msg)
+    cfg = _loop_config(args)
+    spec, train, validation = _loop_data(args, cfg)
     from mixaug.paths import refuse_inputs_inside, writable_folder
 
     out = writable_folder(args.out)
     refuse_inputs_inside(out, {"--data": args.data, "--val": args.eval, "--config": args.config})
-    guard_val: list[Any] = []
-    if args.guard:
-        if not args.held_out:
-            msg = (
-                "--guard measures the gain on labelled data the loop never saw: pass "
-                "--held-out FILE (not the --val file, on which the loop chose its rounds)."
-            )
-            raise ConfigError(msg)
-        if Path(args.held_out).resolve() == Path(args.eval).resolve():
-            msg = "--held-out must not be the --val file: the loop chose its rounds on it."
-            raise ConfigError(msg)
-        guard_val = load_examples(args.held_out)
-        check_labels(guard_val, spec)
-        from mixaug.recipe import split_validation
-
-        split_validation(guard_val, 0.5, cfg.seed)  # too small to split: refused now
+    guard_val = _loop_held_out(args, spec, cfg.seed)
     settings = {
         "config": cfg.model_dump(mode="json"),
         "task": spec.model_dump(mode="json"),
         "data": file_hash(args.data),
         "eval": file_hash(args.eval),
     }
-    from mixaug.loop.runner import check_loop_out
-
     check_loop_out(out, settings, overwrite=args.overwrite)  # before any model loads
     if args.encoder is not None:
         from mixaug.training.model import check_encoder
@@ -1074,44 +1076,14 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
     scorer = build_scorer(cfg.llm, llm)
     fcfg = cfg.filter or FilterConfig.model_validate({"critic": {"enabled": True}})
     record_filter = build_record_filter(
-        fcfg,
-        spec,
-        train,
-        llm_config=cfg.llm,
-        eval_examples=validation,
-        llm=llm,
-        scorer=scorer,
-        seed=cfg.seed,
-        log=say,
-    )
-    lc = cfg.loop
-
-    def on_round(report: dict[str, Any], state: Any) -> None:
-        if args.quiet:
-            return
-        kept = ", ".join(f"{k} {v}" for k, v in report["kept_per_class"].items())
-        budget = f"/{lc.budget_tokens:,}" if lc.budget_tokens else ""
-        base = state.get("baseline", {}).get("accuracy")
-        _err(
-            f"[mixaug] round {report['round']}/{lc.max_rounds}  {report['strategy']:<20} "
-            f"kept +{report['kept_new']} ({kept})  tokens {report['tokens_total']:,}{budget}  "
-            f"val acc {report['val_accuracy']:.1%} (best {report['best_accuracy']:.1%}, "
-            f"real only {base:.1%})"
-            + (f"  -> stop: {report['stop_reason']}" if report["stop_reason"] else "")
-        )
-
+        fcfg, spec, train, llm_config=cfg.llm, eval_examples=validation, llm=llm,
+        scorer=scorer, seed=cfg.seed, log=say,
+    )  # fmt: skip
     ctx = LoopContext(
-        cfg=cfg,
-        spec=spec,
-        train=train,
-        validation=validation,
-        llm=llm,
-        scorer=scorer,
-        record_filter=record_filter,
-        encoder=args.encoder,
-        on_round=on_round,
-        log=say,
-    )
+        cfg=cfg, spec=spec, train=train, validation=validation, llm=llm, scorer=scorer,
+        record_filter=record_filter, encoder=args.encoder,
+        on_round=_round_printer(args, cfg.loop), log=say,
+    )  # fmt: skip
     from mixaug.augmentation import GenerationAborted
 
     try:
@@ -1133,6 +1105,88 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
         write_json_atomic(out / "report.json", report)
     _out(json.dumps({k: v for k, v in report.items() if k != "rounds"}))
     return 0
+
+
+def _loop_config(args: argparse.Namespace) -> Any:
+    """The config with the command's flags merged in (``loop`` settings included)."""
+    from mixaug.config import apply_overrides, load_config
+
+    cfg = apply_overrides(
+        load_config(args.config),
+        {key: getattr(args, key) for key in ("k", "seed", "prompt")},
+        {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
+    )
+    loop = cfg.loop.model_dump()
+    for key in ("max_rounds", "budget_tokens", "budget_seconds", "per_round", "quota"):
+        if getattr(args, key, None) is not None:
+            loop[key] = getattr(args, key)
+    return apply_overrides(cfg, {"loop": loop}, {})
+
+
+def _loop_data(args: argparse.Namespace, cfg: Any) -> tuple[Any, list[Any], list[Any]]:
+    """(spec, train, validation), labels checked; the model's reference checked too."""
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+    from mixaug.specs import get_spec, spec_from_dict
+
+    task = args.task if args.task is not None else cfg.task
+    if task is None:
+        msg = "Which task? Pass --task (e.g. sst2, trec6, or a spec .yaml)."
+        raise ConfigError(msg)
+    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    _check_model(cfg.llm)
+    train = load_examples(args.data)
+    validation = load_examples(args.eval)
+    spec = check_labels(train, spec)
+    check_labels(validation, spec)
+    if len({e.label for e in train}) < 2:
+        msg = "The loop's classifier needs training examples of at least two labels."
+        raise ConfigError(msg)
+    return spec, train, validation
+
+
+def _loop_held_out(args: argparse.Namespace, spec: Any, seed: int) -> list[Any]:
+    """``--held-out`` for ``--guard`` (refused now if missing, the ``--val`` file, or too small)."""
+    from mixaug.data import check_labels, load_examples
+    from mixaug.errors import ConfigError
+
+    if not args.guard:
+        return []
+    if not args.held_out:
+        msg = (
+            "--guard measures the gain on labelled data the loop never saw: pass "
+            "--held-out FILE (not the --val file, on which the loop chose its rounds)."
+        )
+        raise ConfigError(msg)
+    if Path(args.held_out).resolve() == Path(args.eval).resolve():
+        msg = "--held-out must not be the --val file: the loop chose its rounds on it."
+        raise ConfigError(msg)
+    guard_val = load_examples(args.held_out)
+    check_labels(guard_val, spec)
+    from mixaug.recipe import split_validation
+
+    split_validation(guard_val, 0.5, seed)  # too small to split: refused now
+    return guard_val
+
+
+def _round_printer(args: argparse.Namespace, lc: Any) -> Any:
+    """The loop's progress line per round (nothing with ``--quiet``)."""
+
+    def on_round(report: dict[str, Any], state: Any) -> None:
+        if args.quiet:
+            return
+        kept = ", ".join(f"{k} {v}" for k, v in report["kept_per_class"].items())
+        budget = f"/{lc.budget_tokens:,}" if lc.budget_tokens else ""
+        base = state.get("baseline", {}).get("accuracy")
+        _err(
+            f"[mixaug] round {report['round']}/{lc.max_rounds}  {report['strategy']:<20} "
+            f"kept +{report['kept_new']} ({kept})  tokens {report['tokens_total']:,}{budget}  "
+            f"val acc {report['val_accuracy']:.1%} (best {report['best_accuracy']:.1%}, "
+            f"real only {base:.1%})"
+            + (f"  -> stop: {report['stop_reason']}" if report["stop_reason"] else "")
+        )
+
+    return on_round
 
 
 def _loop_guard(
