@@ -400,94 +400,101 @@ def _augment_restore(job: _AugmentJob, args: argparse.Namespace) -> tuple[Any, l
 
 def _augment_run(job: _AugmentJob, parts: _AugmentParts, args: argparse.Namespace) -> int:
     """Generate (resuming if a run was interrupted), guard, commit and report."""
-    from mixaug.augmentation import GenerationAborted, augment
-    from mixaug.io import JsonlWriter
+    from mixaug.augmentation import GenerationAborted
 
-    cfg, quiet = job.cfg, args.quiet
     unfinished = job.files.part.exists() or job.files.journal.exists()
     restored, done_records = _augment_restore(job, args)
-    writer = JsonlWriter(job.out, append=unfinished)
-    rejects = (
-        JsonlWriter(job.files.rejects, append=unfinished)
-        if parts.record_filter or parts.labeller
-        else None
-    )
-
-    def close() -> None:
-        writer.close()
-        if rejects is not None:
-            rejects.close()
-
-    def on_reject(rejected: list[Any]) -> None:
-        assert rejects is not None
-        rejects.write([r.to_json_dict() for r in rejected])
-
-    def on_batch(result: Any, new: list[Any]) -> None:
-        writer.write([r.model_dump(mode="json") for r in new])
-        if not quiet:
-            _err(
-                f"[mixaug] {len(result.records)}/{cfg.n} records, {result.attempts} tried, "
-                f"{result.seconds:.1f}s"
-            )
-
-    if not quiet:
+    out = _AugmentOutputs(job, unfinished, with_rejects=bool(parts.record_filter or parts.labeller))
+    cfg = job.cfg
+    if not args.quiet:
         _err(
             f"[mixaug] augmenting {job.spec.name} with {cfg.llm.model} ({cfg.llm.mode}, "
             f"{cfg.prompt.family} prompts); loading model ..."
         )
     try:
-        result = augment(
-            job.examples,
-            job.spec,
-            parts.llm,
-            n=cfg.n,
-            k=cfg.k,
-            seed=cfg.seed,
-            selector=parts.selector,
-            batch_size=cfg.llm.batch_size,
-            max_attempts=cfg.max_attempts,
-            top_logprobs=cfg.llm.top_logprobs,
-            scorer=parts.scorer,
-            concurrency=get_provider(cfg.llm.provider).concurrency(cfg.llm),
-            on_batch=on_batch,
-            checkpoint=job.files,
-            restored=restored,
-            done_records=done_records,
-            record_filter=parts.record_filter,
-            on_reject=on_reject,
-            family=cfg.prompt.family,
-            n_items=cfg.prompt.items_per_prompt,
-            shares=cfg.prompt.shares,
-            quotas=job.quotas,
-            labeller=parts.labeller,
-        )
+        result = _augment_generate(job, parts, out, restored, done_records, args.quiet)
     except GenerationAborted as e:
-        close()
+        out.close()
         _err(f"mixaug: error: {e}")
         _err(
             f"mixaug: the model calls kept failing; the records made so far are in "
-            f"{writer.part}. Fix the cause above (is the server at llm.base_url up?) and "
+            f"{out.writer.part}. Fix the cause above (is the server at llm.base_url up?) and "
             "run the same command again to resume."
         )
         return EXIT_FAILED
     except KeyboardInterrupt:
-        close()
+        out.close()
         _err(
-            f"mixaug: interrupted; the records made so far are in {writer.part}. "
+            f"mixaug: interrupted; the records made so far are in {out.writer.part}. "
             "Run the same command again to resume."
         )
         return 130
     try:
         guard = _augment_guard(job, result.records, args)
     except KeyboardInterrupt:
-        close()
+        out.close()
         _err("mixaug: interrupted during the guard; run the same command again to resume.")
         return 130
-    writer.commit()
-    if rejects is not None:
-        rejects.commit()
+    out.commit()
     job.files.write_manifest({**(job.files.read_manifest() or {}), "complete": True})
     return _augment_report(job, parts, result, guard, args)
+
+
+class _AugmentOutputs:
+    """The records file and the rejects file of a run, appended to while it runs."""
+
+    def __init__(self, job: _AugmentJob, unfinished: bool, *, with_rejects: bool) -> None:
+        from mixaug.io import JsonlWriter
+
+        self.writer = JsonlWriter(job.out, append=unfinished)
+        self.rejects = JsonlWriter(job.files.rejects, append=unfinished) if with_rejects else None
+
+    def on_reject(self, rejected: list[Any]) -> None:
+        assert self.rejects is not None
+        self.rejects.write([r.to_json_dict() for r in rejected])
+
+    def close(self) -> None:
+        self.writer.close()
+        if self.rejects is not None:
+            self.rejects.close()
+
+    def commit(self) -> None:
+        self.writer.commit()
+        if self.rejects is not None:
+            self.rejects.commit()
+
+
+def _augment_generate(
+    job: _AugmentJob,
+    parts: _AugmentParts,
+    out: _AugmentOutputs,
+    restored: Any,
+    done_records: list[Any],
+    quiet: bool,
+) -> Any:
+    """:func:`~mixaug.augmentation.augment` with the job's settings, writing as it goes."""
+    from mixaug.augmentation import augment
+
+    cfg = job.cfg
+
+    def on_batch(result: Any, new: list[Any]) -> None:
+        out.writer.write([r.model_dump(mode="json") for r in new])
+        if not quiet:
+            _err(
+                f"[mixaug] {len(result.records)}/{cfg.n} records, {result.attempts} tried, "
+                f"{result.seconds:.1f}s"
+            )
+
+    return augment(
+        job.examples, job.spec, parts.llm, n=cfg.n, k=cfg.k, seed=cfg.seed,
+        selector=parts.selector, batch_size=cfg.llm.batch_size, max_attempts=cfg.max_attempts,
+        top_logprobs=cfg.llm.top_logprobs, scorer=parts.scorer,
+        concurrency=get_provider(cfg.llm.provider).concurrency(cfg.llm), on_batch=on_batch,
+        checkpoint=job.files, restored=restored, done_records=done_records,
+        record_filter=parts.record_filter, on_reject=out.on_reject,
+        family=cfg.prompt.family, n_items=cfg.prompt.items_per_prompt, shares=cfg.prompt.shares,
+        quotas=job.quotas, labeller=parts.labeller,
+    )  # fmt: skip
 
 
 def _augment_guard(

@@ -369,33 +369,48 @@ def run_recipe(
     if vetoed:
         say("the guard vetoed the records: the real data alone is used")
         used = []
-    surplus_used: Counter[str] = Counter(best.get("surplus", {})) if used else Counter()
     return RecipeResult(
         records=used,
         training=args.model_copy(update={"synthetic_weight": float(best["weight"]) or 1.0}),
-        report=RecipeReport(
-            labeller=labeller.config.model_copy(
-                update={"sharpen": float(best.get("sharpen") or 1.0) if used else 1.0}
-            ).describe(),
-            labeller_accuracy=round(chosen.accuracy, 4) if chosen else None,
-            labeller_candidates=[
-                {"name": c.name, "accuracy": round(c.accuracy, 4), "nll": round(c.nll, 4)}
-                for c in choices[:8]
-            ],
-            ratio=float(best["ratio"]) if used else None,
-            prior=best["prior"] if used else None,
-            weight=float(best["weight"]) if used else None,
-            sharpen=float(best["sharpen"]) if used and best.get("sharpen") else None,
-            selection=[{k: v for k, v in r.items() if k != "records"} for r in rows],
-            synthetic_used=len(used),
-            quota_surplus=dict(surplus_used),
-            dropped_disagreeing=int(drop.sum()),
-            label_counts=dict(sorted(Counter(r.label for r in used).items())),
-            guard=report,
-            vetoed=vetoed,
-        ),
+        report=_report(labeller, choices, chosen, best, rows, used, drop, report, vetoed),
         selection_set=selection,
         guard_set=guard,
+    )
+
+
+def _report(
+    labeller: Labeller,
+    choices: list[LabellerChoice],
+    chosen: LabellerChoice | None,
+    best: dict[str, Any],
+    rows: list[dict[str, Any]],
+    used: list[SyntheticRecord],
+    drop: np.ndarray,
+    guard: GuardReport | None,
+    vetoed: bool,
+) -> RecipeReport:
+    """What the recipe chose and measured (``used``: the records it returns)."""
+    surplus_used: Counter[str] = Counter(best.get("surplus", {})) if used else Counter()
+    return RecipeReport(
+        labeller=labeller.config.model_copy(
+            update={"sharpen": float(best.get("sharpen") or 1.0) if used else 1.0}
+        ).describe(),
+        labeller_accuracy=round(chosen.accuracy, 4) if chosen else None,
+        labeller_candidates=[
+            {"name": c.name, "accuracy": round(c.accuracy, 4), "nll": round(c.nll, 4)}
+            for c in choices[:8]
+        ],
+        ratio=float(best["ratio"]) if used else None,
+        prior=best["prior"] if used else None,
+        weight=float(best["weight"]) if used else None,
+        sharpen=float(best["sharpen"]) if used and best.get("sharpen") else None,
+        selection=[{k: v for k, v in r.items() if k != "records"} for r in rows],
+        synthetic_used=len(used),
+        quota_surplus=dict(surplus_used),
+        dropped_disagreeing=int(drop.sum()),
+        label_counts=dict(sorted(Counter(r.label for r in used).items())),
+        guard=guard,
+        vetoed=vetoed,
     )
 
 

@@ -172,17 +172,46 @@ class Trainer:
         started = time.perf_counter()
         per_epoch = math.ceil(len(ds) / a.batch_size)
         total = a.max_steps or per_epoch * a.epochs
-        warmup = int(total * a.warmup_ratio)
         opt = self._optimizer()
-
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(1, total - warmup))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = _linear_schedule(opt, total, int(total * a.warmup_ratio))
         eval_every = a.eval_every or per_epoch
         gen = torch.Generator().manual_seed(a.seed)
+        targets, weights = self._targets(ds)
+        keeper = _BestKeeper(self.model.head if a.freeze_encoder else self.model, a)
+        step, running, seen = 0, 0.0, 0
+        bar = _bar(total, a.progress, "training")
+        while step < total and not keeper.stopped:
+            order = torch.randperm(len(ds), generator=gen).tolist()
+            for i in range(0, len(order), a.batch_size):
+                idx = order[i : i + a.batch_size]
+                loss = self._step(ds, idx, targets, weights, opt, sched)
+                step += 1
+                running += loss * len(idx)
+                seen += len(idx)
+                if bar is not None:
+                    bar.update(1)
+                if self.eval_dataset is not None and (step % eval_every == 0 or step == total):
+                    keeper.update(step, running / max(seen, 1), self.evaluate())
+                    running, seen = 0.0, 0
+                if step >= total or keeper.stopped:
+                    break
+        if bar is not None:
+            bar.close()
+        keeper.restore()
+        self.model.eval()
+        return TrainOutput(
+            steps=step,
+            epochs=round(step / per_epoch, 3),
+            best_step=keeper.best_step or step,
+            best_eval_loss=None if keeper.state is None else round(keeper.best_loss, 5),
+            stopped_early=keeper.stopped,
+            seconds=round(time.perf_counter() - started, 2),
+            history=keeper.history,
+        )
+
+    def _targets(self, ds: TextDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """(targets, weights): synthetic rows weighted by ``synthetic_weight`` and smoothed."""
+        a = self.args
         targets = torch.tensor(ds.targets, dtype=torch.float32)
         weights = torch.tensor(ds.weights, dtype=torch.float32)
         syn = torch.tensor(ds.synthetic, dtype=torch.bool)
@@ -191,64 +220,27 @@ class Trainer:
             if a.synthetic_smoothing:
                 e = a.synthetic_smoothing
                 targets[syn] = (1 - e) * targets[syn] + e / targets.shape[1]
-        best_loss, best_step, best_state = math.inf, 0, None
-        bad, step, running, seen = 0, 0, 0.0, 0
-        history: list[dict[str, float]] = []
-        stopped = False
-        bar = _bar(total, a.progress, "training")
-        while step < total and not stopped:
-            order = torch.randperm(len(ds), generator=gen).tolist()
-            for i in range(0, len(order), a.batch_size):
-                idx = order[i : i + a.batch_size]
-                self.model.train()
-                logits = self._logits(ds, idx)
-                loss = soft_cross_entropy(logits, targets[idx], weights[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                step += 1
-                running += float(loss.detach()) * len(idx)
-                seen += len(idx)
-                if bar is not None:
-                    bar.update(1)
-                if self.eval_dataset is not None and (step % eval_every == 0 or step == total):
-                    metrics = self.evaluate()
-                    history.append(
-                        {
-                            "step": step,
-                            "train_loss": round(running / max(seen, 1), 5),
-                            "eval_loss": metrics["loss"],
-                            "eval_accuracy": metrics["accuracy"],
-                        }
-                    )
-                    running, seen = 0.0, 0
-                    if metrics["loss"] < best_loss - 1e-6:
-                        best_loss, best_step, bad = metrics["loss"], step, 0
-                        # Frozen: only the head changes, so only the head is copied.
-                        part = self.model.head if a.freeze_encoder else self.model
-                        best_state = {k: v.detach().clone() for k, v in part.state_dict().items()}
-                    else:
-                        bad += 1
-                        if bad >= a.patience and step >= a.min_steps:
-                            stopped = True
-                if step >= total or stopped:
-                    break
-        if bar is not None:
-            bar.close()
-        if best_state is not None:
-            (self.model.head if a.freeze_encoder else self.model).load_state_dict(best_state)
-        self.model.eval()
-        return TrainOutput(
-            steps=step,
-            epochs=round(step / per_epoch, 3),
-            best_step=best_step or step,
-            best_eval_loss=None if best_state is None else round(best_loss, 5),
-            stopped_early=stopped,
-            seconds=round(time.perf_counter() - started, 2),
-            history=history,
-        )
+        return targets, weights
+
+    def _step(
+        self,
+        ds: TextDataset,
+        idx: list[int],
+        targets: torch.Tensor,
+        weights: torch.Tensor,
+        opt: torch.optim.Optimizer,
+        sched: torch.optim.lr_scheduler.LRScheduler,
+    ) -> float:
+        """One optimiser step on the rows ``idx``; returns the batch's loss."""
+        self.model.train()
+        logits = self._logits(ds, idx)
+        loss = soft_cross_entropy(logits, targets[idx], weights[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        return float(loss.detach())
 
     @torch.inference_mode()
     def predict_proba(self, dataset: TextDataset) -> list[list[float]]:
@@ -294,3 +286,53 @@ def _bar(total: int, show: bool, desc: str) -> Any:
     from tqdm.auto import tqdm  # type: ignore[import-untyped]
 
     return tqdm(total=total, desc=desc, leave=False)
+
+
+def _linear_schedule(
+    opt: torch.optim.Optimizer, total: int, warmup: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup`` steps, then linear decay to zero at ``total``."""
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+class _BestKeeper:
+    """Early stopping on the evaluation loss, keeping the best weights of ``part``.
+
+    With a frozen encoder only the head changes, so ``part`` is the head alone.
+    """
+
+    def __init__(self, part: torch.nn.Module, args: TrainingArguments) -> None:
+        self.part, self.args = part, args
+        self.best_loss, self.best_step, self.bad = math.inf, 0, 0
+        self.state: dict[str, torch.Tensor] | None = None
+        self.stopped = False
+        self.history: list[dict[str, float]] = []
+
+    def update(self, step: int, train_loss: float, metrics: dict[str, Any]) -> None:
+        """Record an evaluation; keep the weights if it is the best, stop on patience."""
+        self.history.append(
+            {
+                "step": step,
+                "train_loss": round(train_loss, 5),
+                "eval_loss": metrics["loss"],
+                "eval_accuracy": metrics["accuracy"],
+            }
+        )
+        if metrics["loss"] < self.best_loss - 1e-6:
+            self.best_loss, self.best_step, self.bad = metrics["loss"], step, 0
+            self.state = {k: v.detach().clone() for k, v in self.part.state_dict().items()}
+        else:
+            self.bad += 1
+            if self.bad >= self.args.patience and step >= self.args.min_steps:
+                self.stopped = True
+
+    def restore(self) -> None:
+        """Load the best weights back (if any evaluation ran)."""
+        if self.state is not None:
+            self.part.load_state_dict(self.state)
