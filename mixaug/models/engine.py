@@ -85,6 +85,44 @@ class _Row:
         """Whether the row ended with end-of-sequence (the token is not part of the text)."""
 
 
+class _Batch:
+    """The decoding state of one :meth:`LocalEngine.generate` call."""
+
+    def __init__(self, engine: LocalEngine, mask: Any, params: SamplingParams, n: int) -> None:
+        import torch
+
+        eos = engine.tokenizer.eos_token_id
+        self.params = params
+        self.mask = mask
+        self.positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        self.last_pos = self.positions[:, -1]
+        self.patterns = [re.compile(p) for p in params.stop_after]
+        self.stops = [s for s in params.stop if s]
+        self.eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
+        self.greedy = params.temperature <= 0
+        self.k = params.top_logprobs
+        # Leading candidates per row, recomputed exactly by the fast output layer.
+        self.keep_candidates = min(max(64, 2 * self.k), engine._head_w.shape[0])
+        self.gen = None if params.seed is None else torch.Generator().manual_seed(params.seed)
+        self.rows = [_Row() for _ in range(n)]
+        self.active = list(range(n))
+        self.nxt: Any = None
+
+    def keep(self, still: list[int], cache: Any) -> Any:
+        """Drop the rows that finished (from the KV cache too); returns their next tokens."""
+        import torch
+
+        nxt = self.nxt
+        if len(still) < len(self.active):
+            sel = torch.tensor(still)
+            cache.batch_select_indices(sel)
+            self.mask, self.last_pos, nxt = self.mask[sel], self.last_pos[sel], nxt[sel]
+            self.active = [self.active[j] for j in still]
+        self.mask = torch.cat([self.mask, self.mask.new_ones(len(self.active), 1)], dim=1)
+        self.last_pos = self.last_pos + 1
+        return nxt
+
+
 def _stop_hit(
     tokenizer: PreTrainedTokenizerBase,
     ids: list[int],
@@ -321,93 +359,80 @@ class LocalEngine:
         import torch
 
         with self._lock:
-            tok, model = self.tokenizer, self.model
+            model = self.model
             base = getattr(model, model.base_model_prefix)
             enc = self._encode_batch(prompts)
-            mask = enc["attention_mask"]
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            patterns = [re.compile(p) for p in params.stop_after]
-            stops = [s for s in params.stop if s]
-            eos = tok.eos_token_id
-            eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos])
-            greedy = params.temperature <= 0
-            k = params.top_logprobs
-            keep = min(max(64, 2 * k), self._head_w.shape[0])  # leading candidates per row
-            gen = None
-            if params.seed is not None:
-                gen = torch.Generator().manual_seed(params.seed)
-            rows = [_Row() for _ in prompts]
-            active = list(range(len(prompts)))
+            batch = _Batch(self, enc["attention_mask"], params, len(prompts))
             with torch.inference_mode():
                 out = base(
                     input_ids=enc["input_ids"],
-                    attention_mask=mask,
-                    position_ids=positions,
+                    attention_mask=batch.mask,
+                    position_ids=batch.positions,
                     use_cache=True,
                 )
                 cache = out.get("cache", out.get("past_key_values"))
                 cache_kw = _cache_keyword(base)
                 hidden = out.last_hidden_state[:, -1]
-                last_pos = positions[:, -1]
                 for step in range(params.max_new_tokens):
-                    logits, cand = self._next_logits(hidden, keep)
-                    t0 = time.perf_counter()
-                    lse = torch.logsumexp(logits, dim=-1, keepdim=True)
-                    if k > 0:  # the model's own logprobs, before penalty and temperature
-                        vals, order = logits.gather(1, cand).topk(k, dim=-1)
-                        top_ids = cand.gather(1, order).tolist()
-                        top_lps = (vals - lse).tolist()
-                    self.logprob_seconds += time.perf_counter() - t0
-                    penalty = params.frequency_penalty if step else 0.0
-                    if penalty:  # OpenAI's: logit -= penalty * count so far (in place)
-                        r_idx, t_idx = [], []
-                        for j, i in enumerate(active):
-                            r_idx += [j] * len(rows[i].ids)
-                            t_idx += rows[i].ids
-                        logits.index_put_(
-                            (torch.tensor(r_idx), torch.tensor(t_idx)),
-                            torch.tensor(-penalty),
-                            accumulate=True,
-                        )
-                    nxt = self._sample(logits, params, greedy, gen)
-                    nxt_list = nxt.tolist()
-                    chosen = (logits.gather(1, nxt[:, None]) - lse).squeeze(1).tolist()
-                    if penalty:  # undo the penalty: record the model's own logprob
-                        for j, i in enumerate(active):
-                            chosen[j] += penalty * rows[i].ids.count(nxt_list[j])
-                    is_eos = torch.isin(nxt, eos_ids).tolist()
-                    still: list[int] = []
-                    for j, i in enumerate(active):
-                        row = rows[i]
-                        row.ids.append(nxt_list[j])
-                        row.lps.append(chosen[j])
-                        if k > 0:
-                            row.top_ids.append(top_ids[j])
-                            row.top_lps.append(top_lps[j])
-                        row.eos = is_eos[j]
-                        if not row.eos and not _stop_hit(tok, row.ids, stops, patterns):
-                            still.append(j)
+                    still = self._decode_step(batch, hidden, step)
                     if not still or step == params.max_new_tokens - 1:
                         break
-                    if len(still) < len(active):
-                        sel = torch.tensor(still)
-                        cache.batch_select_indices(sel)
-                        mask, last_pos, nxt = mask[sel], last_pos[sel], nxt[sel]
-                        active = [active[j] for j in still]
-                    mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
-                    last_pos = last_pos + 1
+                    nxt = batch.keep(still, cache)
                     out = base(
                         input_ids=nxt[:, None],
-                        attention_mask=mask,
-                        position_ids=last_pos[:, None],
+                        attention_mask=batch.mask,
+                        position_ids=batch.last_pos[:, None],
                         use_cache=True,
                         **{cache_kw: cache},
                     )
                     hidden = out.last_hidden_state[:, -1]
             return [
                 self._completion(row, int(enc["attention_mask"][i].sum()), params)
-                for i, row in enumerate(rows)
+                for i, row in enumerate(batch.rows)
             ]
+
+    def _decode_step(self, batch: _Batch, hidden: Any, step: int) -> list[int]:
+        """Choose each active row's next token; returns the positions still writing."""
+        import torch
+
+        params, rows, active, k = batch.params, batch.rows, batch.active, batch.k
+        logits, cand = self._next_logits(hidden, batch.keep_candidates)
+        t0 = time.perf_counter()
+        lse = torch.logsumexp(logits, dim=-1, keepdim=True)
+        if k > 0:  # the model's own logprobs, before penalty and temperature
+            vals, order = logits.gather(1, cand).topk(k, dim=-1)
+            top_ids = cand.gather(1, order).tolist()
+            top_lps = (vals - lse).tolist()
+        self.logprob_seconds += time.perf_counter() - t0
+        penalty = params.frequency_penalty if step else 0.0
+        if penalty:  # OpenAI's: logit -= penalty * count so far (in place)
+            r_idx, t_idx = [], []
+            for j, i in enumerate(active):
+                r_idx += [j] * len(rows[i].ids)
+                t_idx += rows[i].ids
+            logits.index_put_(
+                (torch.tensor(r_idx), torch.tensor(t_idx)), torch.tensor(-penalty), accumulate=True
+            )
+        nxt = self._sample(logits, params, batch.greedy, batch.gen)
+        batch.nxt = nxt
+        nxt_list = nxt.tolist()
+        chosen = (logits.gather(1, nxt[:, None]) - lse).squeeze(1).tolist()
+        if penalty:  # undo the penalty: record the model's own logprob
+            for j, i in enumerate(active):
+                chosen[j] += penalty * rows[i].ids.count(nxt_list[j])
+        is_eos = torch.isin(nxt, batch.eos_ids).tolist()
+        still: list[int] = []
+        for j, i in enumerate(active):
+            row = rows[i]
+            row.ids.append(nxt_list[j])
+            row.lps.append(chosen[j])
+            if k > 0:
+                row.top_ids.append(top_ids[j])
+                row.top_lps.append(top_lps[j])
+            row.eos = is_eos[j]
+            if not row.eos and not _stop_hit(self.tokenizer, row.ids, batch.stops, batch.patterns):
+                still.append(j)
+        return still
 
     @staticmethod
     def _sample(
