@@ -280,30 +280,17 @@ def augment(
     if llm is None:
         llm = build_llm(LLMConfig(), seed=seed)
     family = check_family(family)
-    if quotas is not None:
-        unknown = sorted(set(quotas) - set(spec.label_names))
-        if unknown or any(v < 0 for v in quotas.values()):
-            msg = f"quotas must be non-negative counts of the task's labels, got {dict(quotas)}"
-            raise MixaugError(msg)
-        n = sum(quotas.values())
+    n = _check_quotas(quotas, spec, n)
     if selector is None:
         selector = RandomAnchorSelector(examples, k=anchors_per_prompt(family, k), seed=seed)
     settings = _Settings(
-        n=n,
-        seed=seed,
-        batch_size=batch_size,
+        n=n, seed=seed, batch_size=batch_size,
         limit=max_attempts if max_attempts is not None else 3 * n + 16,
-        family=family,
-        n_items=n_items,
-        shares=tuple(shares),
+        family=family, n_items=n_items, shares=tuple(shares),
         quotas=None if quotas is None else dict(quotas),
-        chain_options={
-            "top_logprobs": top_logprobs,
-            "scorer": scorer,
-            "concurrency": concurrency,
-            "n_items": n_items,
-        },
-    )
+        chain_options={"top_logprobs": top_logprobs, "scorer": scorer,
+                       "concurrency": concurrency, "n_items": n_items},
+    )  # fmt: skip
     run = _Run(
         examples,
         spec,
@@ -322,6 +309,17 @@ def augment(
     run.result.seconds = run.elapsed()
     run.result.complete = len(run.result.records) >= n
     return run.result
+
+
+def _check_quotas(quotas: Mapping[str, int] | None, spec: TaskSpec, n: int) -> int:
+    """``n``, or the quotas' sum when there are quotas (checked against the task's labels)."""
+    if quotas is None:
+        return n
+    unknown = sorted(set(quotas) - set(spec.label_names))
+    if unknown or any(v < 0 for v in quotas.values()):
+        msg = f"quotas must be non-negative counts of the task's labels, got {dict(quotas)}"
+        raise MixaugError(msg)
+    return sum(quotas.values())
 
 
 @dataclass(frozen=True)

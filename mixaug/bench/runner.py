@@ -33,7 +33,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -350,10 +350,6 @@ class Bench:
         self, method: Method, level: float, seed: int, sub: list[Example]
     ) -> dict[str, Any]:
         """Train and test one method on one sub-sample; returns the result row."""
-        import torch
-
-        from mixaug.training import TextClassifier, TextDataset, Trainer
-
         if method == "setfit":
             return self._setfit(level, seed, sub)
         if method in SETFIT_SHOTS:
@@ -361,43 +357,8 @@ class Bench:
                 self.splits.pool, 0.0, seed=seed, min_per_class=SETFIT_SHOTS[method]
             )
             return self._setfit(level, seed, shots) | {"method": method}
-        syn: Any = []
-        gen: dict[str, Any] = {}
-        cached = False
-        extra: dict[str, Any] = {}
-        args = self.cfg.training.model_copy(update={"seed": seed})
-        val_set = self.splits.validation
-        if method in RECIPE_METHODS:
-            syn, gen, cached = self._synthetic(method, sub, level, seed, anchors="targeted")
-            syn, args, val_set, extra = self._recipe(method, sub, syn, seed, args)
-            if not syn:
-                # The recipe chose the real data alone: that is exactly ``noaug``.
-                args = self.cfg.training.model_copy(update={"seed": seed})
-                val_set = self.splits.validation
-            train = TextDataset.build(sub, syn, labels=self.labels)
-        elif method != "noaug":
-            syn, gen, cached = self._synthetic(method, sub, level, seed)
-        if method in RECIPE_METHODS:
-            pass
-        elif method in ("eda", "bt"):
-            train = TextDataset.build([*sub, *syn], labels=self.labels)
-            train.synthetic = [False] * len(sub) + [True] * len(syn)
-        else:
-            train = TextDataset.build(
-                sub, syn, labels=self.labels, hard_synthetic=method.endswith("-hard")
-            )
-        val = TextDataset.build(val_set, labels=self.labels)
-        test = TextDataset.build(self.splits.test, labels=self.labels)
-        torch.manual_seed(seed)
-        model = TextClassifier.from_encoder(
-            self.cfg.encoder,
-            self.labels,
-            max_length=args.max_length,
-            share_encoder=args.freeze_encoder,
-        )
-        trainer = Trainer(model, args, train, val, feature_cache=self.features)
-        out = trainer.train()
-        metrics = trainer.evaluate(test)
+        train, args, val_set, gen, extra = self._training_data(method, level, seed, sub)
+        out, metrics = self._fit_and_test(train, args, val_set, seed)
         return {
             "dataset": self.splits.name,
             "level": level,
@@ -413,12 +374,62 @@ class Bench:
             "best_step": out.best_step,
             "train_seconds": out.seconds,
             "generation_seconds": float(gen.get("seconds", 0.0)),
-            "generation_cached": cached,
+            "generation_cached": bool(gen.get("cached", False)),
             "n_requested": gen.get("requested", 0),
             "parse_rate": gen.get("parse_rate"),
             "completion_tokens": gen.get("completion_tokens"),
             **extra,
         }
+
+    def _training_data(
+        self, method: Method, level: float, seed: int, sub: list[Example]
+    ) -> tuple[Any, TrainingArguments, list[Example], dict[str, Any], dict[str, Any]]:
+        """(train set, args, early-stopping set, generation stats, extra row fields)."""
+        from mixaug.training import TextDataset
+
+        args = self.cfg.training.model_copy(update={"seed": seed})
+        if method == "noaug":
+            return TextDataset.build(sub, labels=self.labels), args, self.splits.validation, {}, {}
+        if method in RECIPE_METHODS:
+            made, gen, cached = self._synthetic(method, sub, level, seed, anchors="targeted")
+            pool = cast(list[SyntheticRecord], made)  # a prompt family's records
+            records, r_args, val_set, extra = self._recipe(method, sub, pool, seed, args)
+            if records:
+                args = r_args
+            else:  # the recipe chose the real data alone: that is exactly ``noaug``
+                val_set = self.splits.validation
+            train = TextDataset.build(sub, records, labels=self.labels)
+            return train, args, val_set, gen | {"cached": cached}, extra
+        syn, gen, cached = self._synthetic(method, sub, level, seed)
+        if method in ("eda", "bt"):  # labelled texts, the sub-sample's labels
+            train = TextDataset.build([*sub, *cast(list[Example], syn)], labels=self.labels)
+            train.synthetic = [False] * len(sub) + [True] * len(syn)
+        else:
+            hard = method.endswith("-hard")
+            records_ = cast(list[SyntheticRecord], syn)
+            train = TextDataset.build(sub, records_, labels=self.labels, hard_synthetic=hard)
+        return train, args, self.splits.validation, gen | {"cached": cached}, {}
+
+    def _fit_and_test(
+        self, train: Any, args: TrainingArguments, val_set: list[Example], seed: int
+    ) -> tuple[Any, dict[str, Any]]:
+        """Train the classifier (early stopping on ``val_set``); (history, test metrics)."""
+        import torch
+
+        from mixaug.training import TextClassifier, TextDataset, Trainer
+
+        val = TextDataset.build(val_set, labels=self.labels)
+        test = TextDataset.build(self.splits.test, labels=self.labels)
+        torch.manual_seed(seed)
+        model = TextClassifier.from_encoder(
+            self.cfg.encoder,
+            self.labels,
+            max_length=args.max_length,
+            share_encoder=args.freeze_encoder,
+        )
+        trainer = Trainer(model, args, train, val, feature_cache=self.features)
+        out = trainer.train()
+        return out, trainer.evaluate(test)
 
     def _setfit(self, level: float, seed: int, sub: list[Example]) -> dict[str, Any]:
         """SetFit on ``sub`` (contrastive fine-tuning of the same encoder), tested."""
