@@ -342,25 +342,18 @@ def run_recipe(
     )
     cache = feature_cache or FeatureCache(per_text=True)
     selection, guard = split_validation(validation, cfg.guard_share, seed)
-    search = _Search(
-        cfg,
-        list(spec.label_names),
-        list(real),
-        selection,
-        _Fit(list(spec.label_names), args, encoder, cache),
-        seed,
-        score or (lambda items: score_texts(llm, spec, items)),
-        say,
-    )
+    labels = list(spec.label_names)
+    scorer = score or (lambda items: score_texts(llm, spec, items))
+    fit = _Fit(labels, args, encoder, cache)
+    search = _Search(cfg, labels, list(real), selection, fit, seed, scorer, say)
     search.fit_teachers(encoder, args, cache)
     labeller, choices, chosen = search.choose_labeller()
     pools, drop = search.relabel(list(records), labeller, record_lm, encoder, args, cache)
     best, rows = search.settings(pools)
     used: list[SyntheticRecord] = best["records"]
 
-    # -- guard: with vs without, on the held-out half ---------------------------------
     report = None
-    if cfg.guard:
+    if cfg.guard:  # with vs without, on the held-out half
         report = guard_gain(
             search.fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
         )

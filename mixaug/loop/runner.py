@@ -120,6 +120,47 @@ def check_loop_out(out: Path, settings: dict[str, Any], *, overwrite: bool = Fal
         raise RunConflict(msg)
 
 
+def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Check ``out``, clear the loop's own files on ``overwrite``, write a new run's manifest."""
+    check_loop_out(out, settings, overwrite=overwrite)
+    if overwrite and out.exists():
+        for name in LOOP_FILES:
+            target = out / name
+            if target.is_dir():
+                msg = (
+                    f"{target} is a folder, but the loop writes a file there; mixaug does not "
+                    "delete folders it did not write: move it away."
+                )
+                raise RunConflict(msg)
+            if target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    if not manifest_path.exists():
+        fp = fingerprint(settings)
+        write_text_atomic(
+            manifest_path, json.dumps({"fingerprint": fp, **settings}, indent=2) + "\n"
+        )
+
+
+def _run_graph(ctx: LoopContext, out: Path, saver: Any) -> Any:
+    """Run the checkpointed graph from where it stopped (nothing, if it is complete)."""
+    graph = build_loop_graph(ctx).compile(checkpointer=saver)
+    run_cfg: RunnableConfig = {
+        "configurable": {"thread_id": THREAD_ID},
+        "recursion_limit": 8 * (ctx.cfg.loop.max_rounds + 2),
+    }
+    snapshot = graph.get_state(run_cfg)
+    if snapshot.values and not snapshot.next:
+        ctx.log(f"{out} is already complete ({snapshot.values.get('stop_reason')}); nothing to do.")
+        return snapshot.values
+    if snapshot.values:
+        done = snapshot.values.get("round", 0)
+        ctx.log(f"resuming {out}: {done} rounds done, next: {', '.join(snapshot.next)}")
+        return graph.invoke(None, run_cfg)
+    return graph.invoke(initial_state(), run_cfg)
+
+
 def run_loop(
     ctx: LoopContext,
     out: str | Path,
@@ -135,26 +176,7 @@ def run_loop(
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     out = Path(out)
-    fp = fingerprint(settings)
-    manifest_path = out / "manifest.json"
-    check_loop_out(out, settings, overwrite=overwrite)
-    if overwrite and out.exists():
-        for name in LOOP_FILES:
-            target = out / name
-            if target.is_dir():
-                msg = (
-                    f"{target} is a folder, but the loop writes a file there; mixaug does not "
-                    "delete folders it did not write: move it away."
-                )
-                raise RunConflict(msg)
-            if target.exists():
-                target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    if not manifest_path.exists():
-        write_text_atomic(
-            manifest_path, json.dumps({"fingerprint": fp, **settings}, indent=2) + "\n"
-        )
-
+    _prepare_out(out, settings, overwrite)
     user_hook = ctx.on_round
 
     def on_round(report: dict[str, Any], state: LoopState) -> None:
@@ -165,24 +187,7 @@ def run_loop(
     ctx.on_round = on_round
     conn = sqlite3.connect(str(out / "checkpoints.sqlite"), check_same_thread=False)
     try:
-        saver = SqliteSaver(conn)
-        graph = build_loop_graph(ctx).compile(checkpointer=saver)
-        run_cfg: RunnableConfig = {
-            "configurable": {"thread_id": THREAD_ID},
-            "recursion_limit": 8 * (ctx.cfg.loop.max_rounds + 2),
-        }
-        snapshot = graph.get_state(run_cfg)
-        result: Any
-        if snapshot.values and not snapshot.next:
-            result = snapshot.values
-            ctx.log(f"{out} is already complete ({result.get('stop_reason')}); nothing to do.")
-        else:
-            if snapshot.values:
-                done = snapshot.values.get("round", 0)
-                ctx.log(f"resuming {out}: {done} rounds done, next: {', '.join(snapshot.next)}")
-                result = graph.invoke(None, run_cfg)
-            else:
-                result = graph.invoke(initial_state(), run_cfg)
+        result = _run_graph(ctx, out, SqliteSaver(conn))
     finally:
         conn.close()
     final: LoopState = result
