@@ -95,64 +95,96 @@ def plan_round(
 
     Anchors always come from ``train``, never from the validation examples.
     """
-    rng = random.Random(seed)
-    labels = sorted({e.label for e in train})
-    by_label = {lab: [i for i, e in enumerate(train) if e.label == lab] for lab in labels}
-    vecs = np.asarray(train_vectors, dtype=np.float32)
-    sets: list[list[dict[str, Any]]] = []
-    parts = {"boundary": 0, "fill": 0, "random": 0}
+    plan = _Planner(train, train_vectors, k, seed)
+    n_boundary = min(len(targets), math.floor(prompts * boundary_share + 1e-9))
+    for t in targets[:n_boundary]:
+        plan.boundary(t)
+    plan.fill(counts, prompts)
+    while len(plan.sets) < prompts:
+        plan.random()
+    parts = plan.parts
+    strategy = "+".join(kind for kind in ("boundary", "fill", "random") if parts[kind]) or "random"
+    return RoundPlan(anchor_sets=plan.sets, strategy=strategy, parts=parts)
 
-    def nearest(idx: list[int], query: np.ndarray, exclude: set[int]) -> int | None:
+
+class _Planner:
+    """The anchor sets of one round, built part by part (one seeded draw for them all)."""
+
+    def __init__(
+        self, train: Sequence[Example], train_vectors: np.ndarray, k: int, seed: int
+    ) -> None:
+        self.train, self.k = train, k
+        self.rng = random.Random(seed)
+        self.labels = sorted({e.label for e in train})
+        self.by_label = {
+            lab: [i for i, e in enumerate(train) if e.label == lab] for lab in self.labels
+        }
+        self.vecs = np.asarray(train_vectors, dtype=np.float32)
+        self.sets: list[list[dict[str, Any]]] = []
+        self.parts = {"boundary": 0, "fill": 0, "random": 0}
+
+    def nearest(self, idx: list[int], query: np.ndarray, exclude: set[int]) -> int | None:
+        """The example of ``idx`` (not in ``exclude``) nearest to ``query``."""
         free = [i for i in idx if i not in exclude]
         if not free:
             return None
-        sims = vecs[free] @ query
+        sims = self.vecs[free] @ query
         return free[int(np.argmax(sims))]
 
-    n_boundary = min(len(targets), math.floor(prompts * boundary_share + 1e-9))
-    for t in targets[:n_boundary]:
+    def add(self, kind: str, chosen: list[int]) -> None:
+        self.sets.append([self.train[i].model_dump() for i in chosen])
+        self.parts[kind] += 1
+
+    def boundary(self, t: Target) -> None:
+        """The gold class's and the mistaken class's examples nearest ``t``, then neighbours."""
+        train, k = self.train, self.k
         q = np.asarray(t.vector, dtype=np.float32)
         chosen: list[int] = []
         for lab in (t.gold, t.pred):
-            j = nearest(by_label.get(lab, []), q, set(chosen))
+            j = self.nearest(self.by_label.get(lab, []), q, set(chosen))
             if j is not None:
                 chosen.append(j)
         while len(chosen) < min(k, len(train)):
-            j = nearest(list(range(len(train))), q, set(chosen))
+            j = self.nearest(list(range(len(train))), q, set(chosen))
             if j is None:
                 break
             chosen.append(j)
         if len(chosen) < min(k, len(train)) or len({train[i].label for i in chosen}) < 2:
-            continue
-        rng.shuffle(chosen)
-        sets.append([train[i].model_dump() for i in chosen[:k]])
-        parts["boundary"] += 1
-    left = prompts - len(sets)
-    top = max([counts.get(lab, 0) for lab in labels] or [0])
-    lack = {lab: top - counts.get(lab, 0) for lab in labels if top - counts.get(lab, 0) > 0}
-    if lack and left > 0:
+            return
+        self.rng.shuffle(chosen)
+        self.add("boundary", chosen[:k])
+
+    def fill(self, counts: Mapping[str, int], prompts: int) -> None:
+        """Same-class sets for the classes that lack records, in proportion to the lack."""
+        left = prompts - len(self.sets)
+        top = max([counts.get(lab, 0) for lab in self.labels] or [0])
+        lack = {
+            lab: top - counts.get(lab, 0) for lab in self.labels if top - counts.get(lab, 0) > 0
+        }
+        if not lack or left <= 0:
+            return
         total = sum(lack.values())
         shares = {lab: min(left, math.ceil(left * need / total)) for lab, need in lack.items()}
         for lab, n in sorted(shares.items(), key=lambda kv: -lack[kv[0]]):
-            pool = by_label[lab]
-            for _ in range(min(n, prompts - len(sets))):
-                first = rng.choice(pool)
-                chosen = [first]
-                while len(chosen) < min(k, len(pool)):
-                    j = nearest(pool, vecs[first], set(chosen))
-                    if j is None:
-                        break
-                    chosen.append(j)
-                while len(chosen) < min(k, len(train)):
-                    chosen.append(rng.choice([i for i in range(len(train)) if i not in chosen]))
-                sets.append([train[i].model_dump() for i in chosen])
-                parts["fill"] += 1
-    while len(sets) < prompts:
-        chosen = rng.sample(range(len(train)), min(k, len(train)))
-        sets.append([train[i].model_dump() for i in chosen])
-        parts["random"] += 1
-    strategy = "+".join(kind for kind in ("boundary", "fill", "random") if parts[kind]) or "random"
-    return RoundPlan(anchor_sets=sets, strategy=strategy, parts=parts)
+            for _ in range(min(n, prompts - len(self.sets))):
+                self.add("fill", self._same_class(self.by_label[lab]))
+
+    def _same_class(self, pool: list[int]) -> list[int]:
+        train, k, rng = self.train, self.k, self.rng
+        first = rng.choice(pool)
+        chosen = [first]
+        while len(chosen) < min(k, len(pool)):
+            j = self.nearest(pool, self.vecs[first], set(chosen))
+            if j is None:
+                break
+            chosen.append(j)
+        while len(chosen) < min(k, len(train)):
+            chosen.append(rng.choice([i for i in range(len(train)) if i not in chosen]))
+        return chosen
+
+    def random(self) -> None:
+        """K random examples."""
+        self.add("random", self.rng.sample(range(len(self.train)), min(self.k, len(self.train))))
 
 
 class PlannedSelector(AnchorSelector):
