@@ -49,6 +49,14 @@ def _check_model(llm: Any) -> None:
     get_provider(llm.provider).check_model(llm)
 
 
+def _check_encoder(path: str | None) -> None:
+    """Refuse an ``--encoder`` folder that is not a usable encoder (no weights load)."""
+    if path is not None:
+        from mixaug.training.model import check_encoder
+
+        check_encoder(path)
+
+
 def _writable(raw: str | Path, flag: str = "--out") -> Path:
     from mixaug.paths import check_out_file
 
@@ -900,13 +908,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, locks: Any) -> int:
-    from mixaug.paths import (
-        check_out_folder,
-        mark_folder,
-        refuse_inputs_inside,
-        replace_folder,
-        staging_folder,
-    )
+    from mixaug.paths import check_out_folder, refuse_inputs_inside
     from mixaug.training import TextClassifier, TextDataset, Trainer
 
     out = check_out_folder(args.out, overwrite=args.overwrite)
@@ -920,10 +922,7 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
             "--encoder": args.encoder,
         },  # fmt: skip
     )
-    if args.encoder is not None:
-        from mixaug.training.model import check_encoder
-
-        check_encoder(args.encoder)
+    _check_encoder(args.encoder)
     locks.take(out)
     train, evaluation, validation, synthetic, labels = _train_data(args)
     targs = _training_args(args)
@@ -937,16 +936,7 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
     trainer = Trainer(model, targs, train_ds, val_ds)
     result = trainer.train()
     metrics = trainer.evaluate(eval_ds)
-    staged = staging_folder(out)
-    try:
-        model.save(staged)
-        mark_folder(staged, "train")
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    replace_folder(staged, out)
+    _save_model(model, out)
     report = {
         **metrics,
         "train_examples": len(train_ds),
@@ -961,6 +951,22 @@ def _train(args: argparse.Namespace, locks: Any) -> int:
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     _out(json.dumps(report))
     return 0
+
+
+def _save_model(model: Any, out: Path) -> None:
+    """Save ``model`` into ``out``: built beside it, then swapped in whole."""
+    from mixaug.paths import mark_folder, replace_folder, staging_folder
+
+    staged = staging_folder(out)
+    try:
+        model.save(staged)
+        mark_folder(staged, "train")
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    replace_folder(staged, out)
 
 
 def _train_data(
@@ -1027,10 +1033,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from mixaug.paths import writable_folder
 
     out = writable_folder(args.out)
-    if args.encoder is not None:
-        from mixaug.training.model import check_encoder
-
-        check_encoder(args.encoder)
+    _check_encoder(args.encoder)
     if any(_uses_llm(m) for m in methods):
         _check_model(cfg.llm)
     say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
@@ -1073,10 +1076,7 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
         "eval": file_hash(args.eval),
     }
     check_loop_out(out, settings, overwrite=args.overwrite)  # before any model loads
-    if args.encoder is not None:
-        from mixaug.training.model import check_encoder
-
-        check_encoder(args.encoder)
+    _check_encoder(args.encoder)
     locks.take(out)
     say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
     llm = build_llm(cfg.llm, seed=cfg.seed)

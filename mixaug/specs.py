@@ -201,42 +201,7 @@ class TaskSpec(BaseModel):
                 )
                 raise SpecError(msg)
         if self.verbalizer is not None:
-            if len(self.verbalizer) < 2:
-                msg = (
-                    f"Task spec {self.name!r}: the verbalizer needs at least two labels, "
-                    f"but got {self.verbalizer!r}."
-                )
-                raise SpecError(msg)
-            seen: dict[str, str] = {}
-            for label, word in self.verbalizer.items():
-                if not isinstance(word, str) or not word.strip():
-                    msg = (
-                        f"Task spec {self.name!r}: label {label!r} maps to an empty word; "
-                        "give every label a non-empty word."
-                    )
-                    raise SpecError(msg)
-                if word != word.strip():
-                    msg = (
-                        f"Task spec {self.name!r}: the word for label {label!r} has "
-                        f"leading or trailing spaces ({word!r}); remove them."
-                    )
-                    raise SpecError(msg)
-                bad = [c for c in FORBIDDEN_WORD_CHARS if c in word]
-                if bad:
-                    msg = (
-                        f"Task spec {self.name!r}: the word {word!r} for label {label!r} "
-                        f"contains {''.join(bad)!r}, which delimits the prompt; choose a "
-                        "word without ( ) : ' or newlines."
-                    )
-                    raise SpecError(msg)
-                key = word.lower()
-                if key in seen:
-                    msg = (
-                        f"Task spec {self.name!r}: labels {seen[key]!r} and {label!r} both "
-                        f"map to the word {word!r}; each label needs its own word."
-                    )
-                    raise SpecError(msg)
-                seen[key] = label
+            self._check_verbalizer(self.verbalizer)
         if self.labels is not None and self.verbalizer is None:
             TaskSpec(
                 name=self.name,
@@ -245,6 +210,45 @@ class TaskSpec(BaseModel):
                 verbalizer={lab: lab for lab in self.labels},
             )
         return self
+
+    def _check_verbalizer(self, verbalizer: dict[str, str]) -> None:
+        """Two labels or more, each with its own non-empty word free of delimiters."""
+        if len(verbalizer) < 2:
+            msg = (
+                f"Task spec {self.name!r}: the verbalizer needs at least two labels, "
+                f"but got {verbalizer!r}."
+            )
+            raise SpecError(msg)
+        seen: dict[str, str] = {}
+        for label, word in verbalizer.items():
+            if not isinstance(word, str) or not word.strip():
+                msg = (
+                    f"Task spec {self.name!r}: label {label!r} maps to an empty word; "
+                    "give every label a non-empty word."
+                )
+                raise SpecError(msg)
+            if word != word.strip():
+                msg = (
+                    f"Task spec {self.name!r}: the word for label {label!r} has "
+                    f"leading or trailing spaces ({word!r}); remove them."
+                )
+                raise SpecError(msg)
+            bad = [c for c in FORBIDDEN_WORD_CHARS if c in word]
+            if bad:
+                msg = (
+                    f"Task spec {self.name!r}: the word {word!r} for label {label!r} "
+                    f"contains {''.join(bad)!r}, which delimits the prompt; choose a "
+                    "word without ( ) : ' or newlines."
+                )
+                raise SpecError(msg)
+            key = word.lower()
+            if key in seen:
+                msg = (
+                    f"Task spec {self.name!r}: labels {seen[key]!r} and {label!r} both "
+                    f"map to the word {word!r}; each label needs its own word."
+                )
+                raise SpecError(msg)
+            seen[key] = label
 
     # -- derived views -----------------------------------------------------
     @property

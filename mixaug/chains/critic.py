@@ -240,6 +240,20 @@ def build_critic_chain(
     shot_examples = rng.sample(pool, min(shots, len(pool))) if shots else []
     prompts = JudgePrompts(spec=spec, shots=shot_examples, seed=seed)
     chat = isinstance(llm, BaseChatModel) and scorer is None
+    branches = _critic_branches(prompts, spec, llm, scorer, checks, chat, top_logprobs)
+    return RunnableParallel(branches) | RunnableLambda(_critic_scores)
+
+
+def _critic_branches(
+    prompts: JudgePrompts,
+    spec: TaskSpec,
+    llm: BaseLanguageModel[Any] | None,
+    scorer: Any,
+    checks: Sequence[str],
+    chat: bool,
+    top_logprobs: int,
+) -> dict[str, Runnable[Any, Any]]:
+    """One ``prompt | word distribution | reading`` branch per check."""
     yes_no = WordDistribution(
         words=["yes", "no"], llm=llm, scorer=scorer, top_logprobs=top_logprobs
     )
@@ -270,18 +284,18 @@ def build_critic_chain(
         branches["relabel"] = (
             RunnableLambda(relabel_prompt) | label_words | RunnableLambda(to_labels)
         )
+    return branches
 
-    def scores(parts: dict[str, Any]) -> CriticScores:
-        relabel = parts.get("relabel")
-        best = None if not relabel else max(relabel, key=lambda k: relabel[k])
-        return CriticScores(
-            fluency=parts.get("fluency"),
-            consistency=parts.get("consistency"),
-            relabel=relabel,
-            relabel_label=best,
-        )
 
-    return RunnableParallel(branches) | RunnableLambda(scores)
+def _critic_scores(parts: dict[str, Any]) -> CriticScores:
+    relabel = parts.get("relabel")
+    best = None if not relabel else max(relabel, key=lambda k: relabel[k])
+    return CriticScores(
+        fluency=parts.get("fluency"),
+        consistency=parts.get("consistency"),
+        relabel=relabel,
+        relabel_label=best,
+    )
 
 
 class JudgeCheck(BaseModel):
