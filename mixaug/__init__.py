@@ -15,7 +15,13 @@ _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 _os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from mixaug.augmentation import AugmentResult, GenerationAborted, augment, build_llm  # noqa: E402
+from mixaug.augmentation import (  # noqa: E402
+    AugmentOptions,
+    AugmentResult,
+    GenerationAborted,
+    augment,
+    build_llm,
+)
 from mixaug.chains import (  # noqa: E402
     GenerationStep,
     MixChatPromptTemplate,
@@ -146,6 +152,7 @@ __all__ = [
     "default_embeddings",
     "make_selector",
     "AugmentConfig",
+    "AugmentOptions",
     "AugmentResult",
     "ChatTransformers",
     "ConfigError",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseLanguageModel
+from typing_extensions import TypedDict, Unpack
 
 from mixaug.chains.families import (
     Family,
@@ -204,79 +205,87 @@ def _record(
     )
 
 
+class AugmentOptions(TypedDict, total=False):
+    """The keyword options of :func:`augment` (every one optional)."""
+
+    k: int
+    """Anchors per prompt (default 2)."""
+    seed: int
+    """Seed for anchors and sampling (default 0)."""
+    selector: AnchorSelector | None
+    """Anchor selector (default: uniformly random, ``anchors_per_prompt`` of them)."""
+    batch_size: int
+    """Prompts per model call (default 16)."""
+    max_attempts: int | None
+    """Continuations to try at most (default ``3n + 16``)."""
+    top_logprobs: int
+    """Alternatives requested per token (default 20)."""
+    scorer: Any
+    """Fallback scorer for label words the top-k missed (``"auto"``, the default: the
+    model itself when it can score)."""
+    concurrency: int | None
+    """Requests in flight for remote models (``None``, the default: one batched call)."""
+    on_batch: Callable[[AugmentResult, list[SyntheticRecord]], None] | None
+    """Called after each batch with the running result and the new records (write them
+    out here to keep them if the run dies)."""
+    checkpoint: RunFiles | None
+    """Journal each batch's plan and completion (resumable runs); the ``done`` line is
+    written after ``on_batch`` returned."""
+    restored: Restored | None
+    """Where a previous run stopped (from ``checkpoint.restore()``)."""
+    done_records: list[SyntheticRecord] | None
+    """The records that run already wrote."""
+    record_filter: RecordFilter | None
+    """Filters each batch (dedup, calibration, critic); rejected records don't count
+    towards ``n``, so more are generated."""
+    on_reject: Callable[[list[Rejected]], None] | None
+    """Called with each batch's rejected records (before ``on_batch``)."""
+    family: str
+    """A registered prompt family (default ``mix``)."""
+    n_items: int
+    """Items per ``instruct`` prompt (default 5)."""
+    shares: Sequence[int]
+    """``boundary``: percent shares the first anchor's label is given (default 50, 70)."""
+    quotas: Mapping[str, int] | None
+    """Records wanted per class of the *final* label (``n`` becomes their sum); a record
+    of a full class is dropped and counted in ``quota_surplus``. A selector that takes a
+    ``label`` hint (``targeted``) is aimed at the class furthest from its quota."""
+    labeller: Callable[[list[SyntheticRecord]], tuple[list[SyntheticRecord], list[Any]]] | None
+    """Gives each new record its final label before quotas are counted
+    (:class:`~mixaug.labelmix.RecordLabeller`); returns (kept, [(record, reason)]) and
+    the dropped ones go to ``on_reject``."""
+
+
 def augment(
     examples: list[Example],
     spec: TaskSpec,
     llm: BaseLanguageModel[Any] | None = None,
     *,
     n: int,
-    k: int = 2,
-    seed: int = 0,
-    selector: AnchorSelector | None = None,
-    batch_size: int = 16,
-    max_attempts: int | None = None,
-    top_logprobs: int = 20,
-    scorer: Any = "auto",
-    concurrency: int | None = None,
-    on_batch: Callable[[AugmentResult, list[SyntheticRecord]], None] | None = None,
-    checkpoint: RunFiles | None = None,
-    restored: Restored | None = None,
-    done_records: list[SyntheticRecord] | None = None,
-    record_filter: RecordFilter | None = None,
-    on_reject: Callable[[list[Rejected]], None] | None = None,
-    family: str = "mix",
-    n_items: int = 5,
-    shares: tuple[int, ...] | list[int] = (50, 70),
-    quotas: Mapping[str, int] | None = None,
-    labeller: Callable[[list[SyntheticRecord]], tuple[list[SyntheticRecord], list[Any]]]
-    | None = None,
+    **options: Unpack[AugmentOptions],
 ) -> AugmentResult:
     """Generate ``n`` soft-labelled records from ``examples`` with a prompt family.
 
-    Anchors come from ``selector`` (uniformly random by default; it should draw
-    :func:`~mixaug.chains.families.anchors_per_prompt` of them). Prompts of
-    ``family`` (GPT3Mix by default) go to ``llm`` (the embedded default model if
-    ``None``) in batches of ``batch_size``; items that can't be parsed are counted
-    by reason and replaced until ``n`` records exist or ``max_attempts`` (default
-    ``3n + 16``) items were asked for.
+    Anchors come from the selector (uniformly random by default). Prompts of the family
+    (GPT3Mix by default) go to ``llm`` (the embedded default model if ``None``) in
+    batches; items that can't be parsed are counted by reason and replaced until ``n``
+    records exist or ``max_attempts`` items were asked for. The keyword options are
+    :class:`AugmentOptions`.
 
-    Args:
-        examples: the labelled pool anchors are drawn from.
-        spec: the task spec.
-        llm: any LangChain chat or completion model that returns logprobs.
-        n: records to make.
-        k: anchors per prompt.
-        seed: seed for anchors and sampling.
-        selector: anchor selector (default: uniformly random).
-        batch_size: prompts per model call.
-        max_attempts: continuations to try at most.
-        top_logprobs: alternatives requested per token.
-        scorer: fallback scorer for label words the top-k missed (``"auto"``: the
-            model itself when it can score).
-        concurrency: requests in flight for remote models (``None``: one batched call).
-        on_batch: called after each batch with the running result and the new
-            records (write them out here to keep them if the run dies).
-        checkpoint: journal each batch's plan and completion (resumable runs); the
-            ``done`` line is written after ``on_batch`` returned.
-        restored: where a previous run stopped (from ``checkpoint.restore()``).
-        done_records: the records that run already wrote.
-        record_filter: filters each batch (dedup, calibration, critic); rejected
-            records don't count towards ``n``, so more are generated.
-        on_reject: called with each batch's rejected records (before ``on_batch``).
-        family: ``mix``, ``paraphrase``, ``instruct``, ``fewshot`` or ``boundary``.
-        n_items: items per ``instruct`` prompt.
-        shares: ``boundary``: percent shares the first anchor's label is given.
-        quotas: records wanted per class of the *final* label (``n`` becomes their
-            sum); a record of a full class is dropped and counted in
-            ``quota_surplus``. A selector that takes a ``label`` hint (``targeted``)
-            is aimed at the class furthest from its quota.
-        labeller: gives each new record its final label before quotas are counted
-            (:class:`~mixaug.labelmix.RecordLabeller`); returns (kept, [(record,
-            reason)]) and the dropped ones go to ``on_reject``.
+    Example:
+        >>> res = augment(load_examples("train.jsonl"), get_spec("sst2"), n=100)  # doctest: +SKIP
+        >>> len(res.records), res.parse_rate  # doctest: +SKIP
+        (100, 0.82)
 
     Raises:
         GenerationAborted: when every call of two consecutive batches failed.
+        TypeError: for an option :class:`AugmentOptions` does not name.
     """
+    o = _options(options)
+    seed, family, k = int(o.get("seed", 0)), str(o.get("family", "mix")), int(o.get("k", 2))
+    quotas, max_attempts = o.get("quotas"), o.get("max_attempts")
+    selector, record_filter = o.get("selector"), o.get("record_filter")
+    n_items = int(o.get("n_items", 5))
     if llm is None:
         llm = build_llm(LLMConfig(), seed=seed)
     family = check_family(family)
@@ -284,22 +293,20 @@ def augment(
     if selector is None:
         selector = RandomAnchorSelector(examples, k=anchors_per_prompt(family, k), seed=seed)
     settings = _Settings(
-        n=n, seed=seed, batch_size=batch_size,
+        n=n, seed=seed, batch_size=int(o.get("batch_size", 16)),
         limit=max_attempts if max_attempts is not None else 3 * n + 16,
-        family=family, n_items=n_items, shares=tuple(shares),
+        family=family, n_items=n_items, shares=tuple(o.get("shares", (50, 70))),
         quotas=None if quotas is None else dict(quotas),
-        chain_options={"top_logprobs": top_logprobs, "scorer": scorer,
-                       "concurrency": concurrency, "n_items": n_items},
+        chain_options={"top_logprobs": o.get("top_logprobs", 20), "scorer": o.get("scorer", "auto"),
+                       "concurrency": o.get("concurrency"), "n_items": n_items},
     )  # fmt: skip
+    get = o.get
+    hooks = _Hooks(get("on_batch"), get("on_reject"), get("checkpoint"), record_filter,
+                   get("labeller"))  # fmt: skip
     run = _Run(
-        examples,
-        spec,
-        llm,
-        settings,
-        selector,
-        hooks=_Hooks(on_batch, on_reject, checkpoint, record_filter, labeller),
-        done_records=done_records,
+        examples, spec, llm, settings, selector, hooks=hooks, done_records=o.get("done_records")
     )
+    restored = o.get("restored")
     if restored is not None:
         run.restore(restored)
     if record_filter is not None:
@@ -309,6 +316,15 @@ def augment(
     run.result.seconds = run.elapsed()
     run.result.complete = len(run.result.records) >= n
     return run.result
+
+
+def _options(options: AugmentOptions) -> dict[str, Any]:
+    """``options`` as a plain dict, refusing names :class:`AugmentOptions` lacks."""
+    unknown = sorted(set(options) - set(AugmentOptions.__annotations__))
+    if unknown:
+        msg = f"augment() got unexpected options {unknown}"
+        raise TypeError(msg)
+    return cast(dict[str, Any], options)
 
 
 def _check_quotas(quotas: Mapping[str, int] | None, spec: TaskSpec, n: int) -> int:

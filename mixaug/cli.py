@@ -154,7 +154,13 @@ def _augment_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
-def _augment_task(args: argparse.Namespace, cfg: Any) -> Any:
+def _logger(args: argparse.Namespace) -> Any:
+    """Progress lines to stderr as ``[mixaug] ...`` (nothing with ``--quiet``)."""
+    return (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+
+
+def _task(args: argparse.Namespace, cfg: Any) -> Any:
+    """The task spec ``--task`` (else the config's ``task``) names; refused when neither."""
     from mixaug.errors import ConfigError
     from mixaug.specs import get_spec, spec_from_dict
 
@@ -174,7 +180,7 @@ def _resolve_augment(args: argparse.Namespace) -> _AugmentJob:
     from mixaug.selectors import check_strategy
 
     cfg = _augment_config(args)
-    spec = _augment_task(args, cfg)
+    spec = _task(args, cfg)
     check_strategy(cfg.anchors.strategy)
     if not args.dry_run:
         _check_model(cfg.llm)
@@ -304,7 +310,7 @@ def _build_augment_parts(job: _AugmentJob, args: argparse.Namespace) -> _Augment
     if cfg.filter is not None:
         from mixaug.filtering import build_record_filter
 
-        say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+        say = _logger(args)
         parts.record_filter = build_record_filter(
             cfg.filter,
             job.spec,
@@ -591,7 +597,7 @@ def _build_labeller(
     from mixaug.labelmix import fit_record_labeller
     from mixaug.recipe import choose_record_labeller, split_validation
 
-    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    say = _logger(args)
     if args.guard:
         selection, _ = split_validation(val, 0.5, cfg.seed)
         say(f"choosing the labeller on {len(selection)} validation examples ...")
@@ -619,7 +625,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     fcfg = _filter_config(args, cfg)
     src, out, rejects, summary_file = _filter_outputs(args)
     records, spec, train, eval_examples = _filter_inputs(args, cfg, src)
-    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    say = _logger(args)
     started = time.perf_counter()
     record_filter = build_record_filter(
         fcfg, spec, train, llm_config=cfg.llm, eval_examples=eval_examples, seed=cfg.seed, log=say
@@ -804,7 +810,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     val = load_examples(args.val)
     check_labels(val, spec)
     out, report_file = _recipe_outputs(args)
-    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    say = _logger(args)
     llm = build_llm(cfg.llm, seed=cfg.seed)
     n = min(args.ratio * len(examples), args.max_synthetic)
     say(f"generating a pool of {n} records with targeted anchors ...")
@@ -844,16 +850,9 @@ def cmd_recipe(args: argparse.Namespace) -> int:
 
 def _recipe_task(args: argparse.Namespace, cfg: Any) -> tuple[Any, Any]:
     """(task as given, its spec); the model's reference is checked too."""
-    from mixaug.errors import ConfigError
-    from mixaug.specs import get_spec, spec_from_dict
-
-    task = args.task if args.task is not None else cfg.task
-    if task is None:
-        msg = "Which task? Pass --task (e.g. sst2, trec6, generic, or a spec .yaml)."
-        raise ConfigError(msg)
-    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    spec = _task(args, cfg)
     _check_model(cfg.llm)
-    return task, spec
+    return (args.task if args.task is not None else cfg.task), spec
 
 
 def _recipe_outputs(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -1036,7 +1035,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _check_encoder(args.encoder)
     if any(_uses_llm(m) for m in methods):
         _check_model(cfg.llm)
-    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    say = _logger(args)
     from mixaug.paths import LockSet
 
     with LockSet() as locks:
@@ -1078,7 +1077,7 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
     check_loop_out(out, settings, overwrite=args.overwrite)  # before any model loads
     _check_encoder(args.encoder)
     locks.take(out)
-    say = (lambda _: None) if args.quiet else (lambda line: _err(f"[mixaug] {line}"))
+    say = _logger(args)
     llm = build_llm(cfg.llm, seed=cfg.seed)
     scorer = build_scorer(cfg.llm, llm)
     fcfg = cfg.filter or FilterConfig.model_validate({"critic": {"enabled": True}})
@@ -1134,13 +1133,8 @@ def _loop_data(args: argparse.Namespace, cfg: Any) -> tuple[Any, list[Any], list
     """(spec, train, validation), labels checked; the model's reference checked too."""
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
-    from mixaug.specs import get_spec, spec_from_dict
 
-    task = args.task if args.task is not None else cfg.task
-    if task is None:
-        msg = "Which task? Pass --task (e.g. sst2, trec6, or a spec .yaml)."
-        raise ConfigError(msg)
-    spec = spec_from_dict(task) if isinstance(task, dict) else get_spec(task)
+    spec = _task(args, cfg)
     _check_model(cfg.llm)
     train = load_examples(args.data)
     validation = load_examples(args.eval)

@@ -324,17 +324,11 @@ def build_record_filter(
         )
         summary.thresholds = {k: round(float(v), 4) for k, v in fitted.values().items()}
     return RecordFilter(
-        spec=spec,
-        dedup=dedup,
-        calibration=calibration,
-        critic=critic,
-        policy=config.policy,
-        min_fluency=fitted.min_fluency,
-        min_consistency=fitted.min_consistency,
-        agreement=crit.agreement if crit.enabled else "off",
-        use_relabel=fitted.use_relabel,
+        spec=spec, dedup=dedup, calibration=calibration, critic=critic, policy=config.policy,
+        min_fluency=fitted.min_fluency, min_consistency=fitted.min_consistency,
+        agreement=crit.agreement if crit.enabled else "off", use_relabel=fitted.use_relabel,
         summary=summary,
-    )
+    )  # fmt: skip
 
 
 def _build_dedup(

@@ -334,13 +334,7 @@ def run_recipe(
     if not real:
         msg = "the recipe needs real labelled examples"
         raise DataError(msg)
-    from mixaug.training.args import TrainingArguments
-    from mixaug.training.features import FeatureCache
-
-    args = (training or TrainingArguments(freeze_encoder=True, epochs=30, patience=5)).model_copy(
-        update={"freeze_encoder": True}
-    )
-    cache = feature_cache or FeatureCache(per_text=True)
+    args, cache = _frozen(training, feature_cache)
     selection, guard = split_validation(validation, cfg.guard_share, seed)
     labels = list(spec.label_names)
     scorer = score or (lambda items: score_texts(llm, spec, items))
@@ -369,6 +363,17 @@ def run_recipe(
         selection_set=selection,
         guard_set=guard,
     )
+
+
+def _frozen(
+    training: TrainingArguments | None, cache: FeatureCache | None
+) -> tuple[TrainingArguments, FeatureCache]:
+    """The recipe's training settings (frozen encoder) and its feature cache."""
+    from mixaug.training.args import TrainingArguments
+    from mixaug.training.features import FeatureCache
+
+    args = training or TrainingArguments(freeze_encoder=True, epochs=30, patience=5)
+    return args.model_copy(update={"freeze_encoder": True}), cache or FeatureCache(per_text=True)
 
 
 def _report(

@@ -236,23 +236,7 @@ class Bench:
         counts (caches written before these existed hold ``seconds`` only).
         """
         family = method_family(method)
-        key = {
-            "family": family,
-            "data": self.splits.name,
-            "sub": [(e.text, e.label) for e in sub],
-            "ratio": self.cfg.ratio,
-        }
-        if family in FAMILIES:
-            key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
-        if family in FAMILIES and family != "mix":
-            key |= {"prompt": family}  # mix keys stay as they were (caches reused)
-        if anchors != "random":
-            key |= {"anchors": anchors}
-        if self._wanted(sub) < self.cfg.ratio * len(sub):
-            key |= {"max": self.cfg.max_synthetic}  # only a cap that binds changes the key
-        tag = family if anchors == "random" else f"{family}-{anchors}"
-        name = f"{self.splits.name}-{level:g}-s{seed}-{tag}-{_hash(key)}.jsonl"
-        path = self.cache / name
+        path = self._cache_path(family, sub, level, seed, anchors)
         if path.is_file():
             rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
             meta = rows.pop(0)
@@ -278,9 +262,32 @@ class Bench:
         else:
             rows, gen = self._generate(sub, seed, level, family, anchors=anchors)
             stats |= gen
-        meta = {"seconds": round(time.perf_counter() - t0, 2), "key": _hash(key), **stats}
+        key = path.stem.rsplit("-", 1)[-1]  # the settings' hash, as in the file name
+        meta = {"seconds": round(time.perf_counter() - t0, 2), "key": key, **stats}
         write_jsonl_atomic(path, [meta, *rows])
         return self._items(family, rows), meta, False
+
+    def _cache_path(
+        self, family: str, sub: list[Example], level: float, seed: int, anchors: str
+    ) -> Path:
+        """Where the synthetic data of ``(family, sub-sample, settings)`` is cached."""
+        key = {
+            "family": family,
+            "data": self.splits.name,
+            "sub": [(e.text, e.label) for e in sub],
+            "ratio": self.cfg.ratio,
+        }
+        if family in FAMILIES:
+            key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
+        if family in FAMILIES and family != "mix":
+            key |= {"prompt": family}  # mix keys stay as they were (caches reused)
+        if anchors != "random":
+            key |= {"anchors": anchors}
+        if self._wanted(sub) < self.cfg.ratio * len(sub):
+            key |= {"max": self.cfg.max_synthetic}  # only a cap that binds changes the key
+        tag = family if anchors == "random" else f"{family}-{anchors}"
+        name = f"{self.splits.name}-{level:g}-s{seed}-{tag}-{_hash(key)}.jsonl"
+        return self.cache / name
 
     def _wanted(self, sub: list[Example]) -> int:
         """Synthetic examples to make for ``sub``: ``ratio`` per real one, capped."""

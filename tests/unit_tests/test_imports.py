@@ -12,6 +12,7 @@ def test_public_api_is_pinned() -> None:
     expected = {
         "LoopConfig",
         "FAMILIES",
+        "AugmentOptions",
         "PromptFamily",
         "register_family",
         "PromptConfig",
