@@ -12,10 +12,10 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mixaug.errors import ConfigError
+from mixaug.registry import Registry
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
@@ -78,26 +78,7 @@ def need(module: str, extra: str) -> None:
 P = TypeVar("P", bound=type[Provider])
 
 
-class _Registry(Mapping[str, Provider]):
-    """Name -> provider, in registration order; iterating gives the names."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, Provider] = {}
-
-    def __getitem__(self, name: str) -> Provider:
-        return self._items[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"PROVIDERS({', '.join(self._items)})"
-
-
-PROVIDERS = _Registry()
+PROVIDERS: Registry[Provider] = Registry("PROVIDERS")
 """Every registered provider by name (a read-only mapping)."""
 
 
@@ -107,7 +88,7 @@ def register_provider(cls: P) -> P:
     if not isinstance(name, str) or not name.isidentifier():
         msg = f"a provider needs a 'name' that is an identifier, got {name!r}"
         raise ValueError(msg)
-    PROVIDERS._items[name] = cls()
+    PROVIDERS.add(name, cls())
     return cls
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from mixaug.errors import ConfigError
 from mixaug.records import Example, LabelledItem
+from mixaug.registry import Registry
 from mixaug.specs import TaskSpec
 
 if TYPE_CHECKING:
@@ -109,29 +110,7 @@ class PromptFamily:
 F = TypeVar("F", bound=type[PromptFamily])
 
 
-class _Registry(Mapping[str, PromptFamily]):
-    """Name -> family, in registration order; iterating gives the names."""
-
-    def __init__(self) -> None:
-        self._items: dict[str, PromptFamily] = {}
-
-    def __getitem__(self, name: str) -> PromptFamily:
-        return self._items[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"FAMILIES({', '.join(self._items)})"
-
-    def add(self, family: PromptFamily) -> None:
-        self._items[family.name] = family
-
-
-FAMILIES = _Registry()
+FAMILIES: Registry[PromptFamily] = Registry("FAMILIES")
 """Every registered prompt family by name (a read-only mapping; ``for name in FAMILIES``)."""
 
 
@@ -144,7 +123,7 @@ def register_family(cls: F) -> F:
     if not isinstance(name, str) or not name.isidentifier():
         msg = f"a prompt family needs a 'name' that is an identifier, got {name!r}"
         raise ValueError(msg)
-    FAMILIES.add(cls())
+    FAMILIES.add(name, cls())
     return cls
 
 
