@@ -1330,7 +1330,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="anchor strategy: random (default), balanced, same-class, mixed-class, "
         "diverse or similar",
     )
-    a.add_argument("--store", help="folder of a persistent embedding cache for embedded anchors")
+    a.add_argument(
+        "--store",
+        help="persistent embedding cache for embedded anchors: a folder, or a Chroma server "
+        "(http://HOST:PORT) that many workers share",
+    )
     a.add_argument(
         "--prompt",
         help=f"prompt family: {', '.join(FAMILIES)} (default mix, GPT3Mix)",
@@ -1437,6 +1441,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="noaug,eda,bt,mix-hard,mix-soft",
         help="comma-separated: noaug, eda, bt, mix-soft/mix-hard (the recipe), "
         "mix-plain-soft/-hard (GPT3Mix as published), abl-* (the recipe without one step), "
+        "mix-sungen (the recipe with SunGen record weights), "
         "setfit (on the sub-sample), setfit-8/setfit-16 (SetFit on 8 or 16 per class), "
         "and <family>-hard/-soft for the prompt families "
         + ", ".join(f.method_prefix for f in FAMILIES.values() if f.name != "mix"),

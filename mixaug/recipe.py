@@ -82,6 +82,10 @@ class RecipeConfig(BaseModel):
     prior_match: bool = True
     """Rescale the chosen records' soft labels per class so their mean is the class
     share of their labels (:func:`match_label_prior`; ablation ``abl-noprior``)."""
+    reweight: Literal["none", "sungen"] = "none"
+    """Per-record weights of the chosen records: ``sungen`` learns them against a
+    noise-robust loss (:func:`mixaug.training.reweight.sungen_reweight`; bench method
+    ``mix-sungen``)."""
     quotas: bool = True
     """Fill per-class quotas of the final label (off: the first records, any class)."""
     guard: bool = True
@@ -303,6 +307,16 @@ class _Fit:
         ]
         return trainer, accs
 
+    def features(self, texts: list[str]) -> np.ndarray:
+        """Frozen-encoder features of ``texts`` (through the shared cache)."""
+        from mixaug.training import TextClassifier, Trainer
+
+        model = TextClassifier.from_encoder(
+            self.encoder, self.labels, max_length=self.args.max_length, share_encoder=True
+        )
+        trainer = Trainer(model, self.args, feature_cache=self.cache)
+        return np.asarray(trainer.text_features(texts).numpy())
+
 
 def run_recipe(
     real: Sequence[Example],
@@ -358,7 +372,11 @@ def run_recipe(
         used = []
     return RecipeResult(
         records=used,
-        training=args.model_copy(update={"synthetic_weight": float(best["weight"]) or 1.0}),
+        # The caller's own settings (a fully fine-tuned encoder stays so); the search above
+        # ran on frozen features only to make its many fits cheap.
+        training=(training or args).model_copy(
+            update={"synthetic_weight": float(best["weight"]) or 1.0}
+        ),
         report=_report(labeller, choices, chosen, best, rows, used, drop, report, vetoed),
         selection_set=selection,
         guard_set=guard,
@@ -561,6 +579,12 @@ class _Search:
                     chosen = [pools[a][i] for i in keep]
                     if not cfg.hard and cfg.prior_match:
                         chosen = match_label_prior(chosen, labels)
+                    if cfg.reweight == "sungen":
+                        from mixaug.training.reweight import SunGenConfig, sungen_reweight
+
+                        chosen = sungen_reweight(
+                            real, chosen, labels, self.fit.features, SunGenConfig(seed=self.seed)
+                        )
                     for w in cfg.weights:
                         _, acc = self.fit(real, chosen, w, selection, self.seed, [selection])
                         row = {"ratio": ratio, "prior": prior, "weight": w,

@@ -4,6 +4,7 @@ from mixaug.bench.runner import (
     ABLATIONS,
     ALL_METHODS,
     METHODS,
+    VARIANTS,
     Bench,
     BenchConfig,
     aggregate,
@@ -17,6 +18,7 @@ from mixaug.bench.splits import Splits, balanced_subsample, load_splits
 
 __all__ = [
     "ABLATIONS",
+    "VARIANTS",
     "ALL_METHODS",
     "METHODS",
     "Bench",

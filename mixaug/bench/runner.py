@@ -73,10 +73,16 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 - ``abl-nofallback``: synthetic records are always used;
 - ``abl-fixed``: no training choices (ratio 5, weight 1, real class counts, always used).
 """
+VARIANTS: dict[str, dict[str, Any]] = {"mix-sungen": {"reweight": "sungen"}}
+"""The recipe with one step added, as :class:`~mixaug.recipe.RecipeConfig` changes:
+
+- ``mix-sungen``: the chosen records reweighted by SunGen
+  (:func:`mixaug.training.reweight.sungen_reweight`).
+"""
 SETFIT_SHOTS: dict[str, int] = {"setfit-8": 8, "setfit-16": 16}
 """SetFit on a fixed number of real examples per class (its paper's setting), whatever the
 level: the peer a user with that many labels would pick instead of augmenting."""
-RECIPE_METHODS = frozenset({"mix-soft", "mix-hard", *ABLATIONS})
+RECIPE_METHODS = frozenset({"mix-soft", "mix-hard", *ABLATIONS, *VARIANTS})
 """Methods that run :func:`mixaug.recipe.run_recipe` on targeted GPT3Mix records."""
 
 
@@ -84,7 +90,7 @@ def recipe_config(method: str) -> Any:
     """The :class:`~mixaug.recipe.RecipeConfig` a recipe method runs (see :data:`ABLATIONS`)."""
     from mixaug.recipe import RecipeConfig
 
-    changes = {"mix-soft": {}, "mix-hard": {"hard": True}, **ABLATIONS}[method]
+    changes = {"mix-soft": {}, "mix-hard": {"hard": True}, **ABLATIONS, **VARIANTS}[method]
     # The bench trains the recipe's records even when the guard would veto them, so both
     # are measured: a vetoed run is the NoAug run by construction, and
     # benchmarks/effect.py applies the veto from the row's guard (abl-noveto: as trained).
@@ -108,6 +114,7 @@ def all_methods() -> tuple[Method, ...]:
         "mix-plain-hard",
         "mix-plain-soft",
         *ABLATIONS,
+        *VARIANTS,
         "setfit",
         *SETFIT_SHOTS,
     )

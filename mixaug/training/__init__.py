@@ -6,11 +6,13 @@ from mixaug.training.features import FeatureCache, encoder_checksum
 from mixaug.training.loss import soft_cross_entropy, target_distributions
 from mixaug.training.metrics import accuracy, macro_f1
 from mixaug.training.model import ClassifierConfig, TextClassifier, default_encoder
+from mixaug.training.reweight import SunGenConfig, sungen_reweight, sungen_weights
 from mixaug.training.trainer import Trainer, TrainOutput, set_seed
 
 __all__ = [
     "ClassifierConfig",
     "FeatureCache",
+    "SunGenConfig",
     "TextClassifier",
     "TextDataset",
     "TrainOutput",
@@ -22,5 +24,7 @@ __all__ = [
     "macro_f1",
     "set_seed",
     "soft_cross_entropy",
+    "sungen_reweight",
+    "sungen_weights",
     "target_distributions",
 ]
