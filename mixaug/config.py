@@ -168,7 +168,8 @@ class AnchorConfig(BaseModel):
     aimed at the class furthest from its quota), random (the paper's), balanced,
     same-class, mixed-class, diverse or similar."""
     store: str | None = None
-    """Folder of a persistent Chroma embedding cache (embed a pool once)."""
+    """A persistent Chroma embedding cache (embed a pool once): a folder, or a Chroma
+    server's address ``http://HOST:PORT`` that many workers share (``chroma run``)."""
     options: dict[str, Any] = Field(default_factory=dict)
     """The strategy's own options, checked by its ``Options`` model (``diverse``:
     ``mmr_lambda``, ``fetch_k``, ``class_filter``). Written beside ``strategy`` they

@@ -104,7 +104,7 @@ def make_selector(
         index: a prebuilt index (shared between selectors).
         embeddings: embedder for a new index.
         vectorstore: empty vector store for a new index.
-        store_dir: persistent embedding cache folder.
+        store_dir: persistent embedding cache: a folder or a Chroma server (``http://HOST:PORT``).
         options: the strategy's own options (``diverse``: ``mmr_lambda``, ``fetch_k``,
             ``class_filter``).
 

@@ -4,7 +4,10 @@ Each :class:`AnchorIndex` puts the pool into a collection of its own (a fresh,
 uniquely named Chroma collection by default), so runs never see each other's
 examples. With ``store_dir`` the embeddings are also cached in a persistent Chroma
 collection keyed by a hash of each text, so a pool is embedded once and a changed
-data set re-embeds only the texts that changed.
+data set re-embeds only the texts that changed. ``store_dir`` is a folder or the
+address of a Chroma server (``http://HOST:PORT``, started with ``chroma run``): then
+every worker that points at it shares one cache, and a pool embedded by one is read
+by the others.
 
 Example:
     >>> from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -26,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixaug.errors import ConfigError, DataError
+from mixaug.errors import ConfigError, DataError, ModelError
 from mixaug.records import Example
 
 if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
     from langchain_core.embeddings import Embeddings
     from langchain_core.vectorstores import VectorStore
 
@@ -46,6 +50,48 @@ def _chroma_settings() -> Any:
 
     # Never send telemetry; never let Chroma embed (it would fetch an ONNX model).
     return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+def is_server(store: str) -> bool:
+    """Whether ``store`` names a Chroma server (``http(s)://...``) rather than a folder."""
+    return store.startswith(("http://", "https://"))
+
+
+def chroma_client(store: str) -> ClientAPI:
+    """A Chroma client for ``store``: a server address (``http://HOST:PORT``) or a folder.
+
+    Raises:
+        ConfigError: for an address without a host.
+        ModelError: when the server does not answer.
+    """
+    import chromadb
+
+    if not is_server(store):
+        return chromadb.PersistentClient(path=store, settings=_chroma_settings())
+    from urllib.parse import urlparse
+
+    url = urlparse(store)
+    if not url.hostname:
+        msg = f"anchors.store {store!r} has no host; write http://HOST:PORT"
+        raise ConfigError(msg)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 8000)
+    except ValueError as e:
+        msg = f"anchors.store {store!r} has a bad port: {e}"
+        raise ConfigError(msg) from e
+    try:
+        client = chromadb.HttpClient(
+            host=url.hostname, port=port, ssl=url.scheme == "https", settings=_chroma_settings()
+        )
+        client.heartbeat()
+    except Exception as e:  # chromadb raises ValueError or httpx errors
+        msg = (
+            f"the Chroma server at {store} does not answer ({type(e).__name__}: {e}); "
+            "start one with `chroma run --host HOST --port PORT --path DIR`, "
+            "or give anchors.store a folder"
+        )
+        raise ModelError(msg) from e
+    return client
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -67,9 +113,7 @@ def _cached_embed(
         return np.zeros((0, 0), dtype=np.float32), 0
     if store_dir is None:
         return np.asarray(embeddings.embed_documents(texts), dtype=np.float32), len(texts)
-    import chromadb
-
-    client = chromadb.PersistentClient(path=store_dir, settings=_chroma_settings())
+    client = chroma_client(store_dir)
     name = f"{CACHE_COLLECTION}-{_embedder_key(embeddings)}"
     col = client.get_or_create_collection(name, embedding_function=None)
     batch = client.get_max_batch_size()

@@ -204,3 +204,14 @@ def test_any_langchain_vectorstore() -> None:
 def test_random_without_index_has_no_similarity() -> None:
     sel = make_selector("random", POOL, k=2)
     assert sel.similarity(sel.select_examples({})) is None
+
+
+def test_a_store_address_is_checked_before_connecting() -> None:
+    from mixaug.selectors.index import chroma_client, is_server
+
+    assert is_server("http://127.0.0.1:8000") and is_server("https://chroma.example:443")
+    assert not is_server("runs/store") and not is_server("/tmp/http:/x")
+    with pytest.raises(ConfigError, match="has no host"):
+        chroma_client("http://:8000")
+    with pytest.raises(ConfigError, match="bad port"):
+        chroma_client("http://127.0.0.1:notaport")
