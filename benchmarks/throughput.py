@@ -1,7 +1,8 @@
 """Soft-labelled examples per second, side by side, on the same model and prompts.
 
-    python benchmarks/throughput.py [--data DIR] [--n 32]
-                                    [--variants naive,embedded,server1,server8]
+    python benchmarks/throughput.py [--data DIR] [--n 32] [--json]
+        [--variants naive,embedded,server1,server8,llama-server]
+        [--llama-server PATH] [--np 1,4,8,16] [--threads 2]
 
 Variants (each in its own process, so peak memory is its own):
 
@@ -12,16 +13,22 @@ Variants (each in its own process, so peak memory is its own):
 - ``embedded`` / ``embedded_bf16``: mixaug's ``augment`` on the local provider (batched,
   logprobs captured while generating, the soft label read inline), float32 / bfloat16
   layers;
-- ``server1`` / ``server8``: llama.cpp's OpenAI-compatible server on the same GGUF through
-  mixaug's ``openai`` provider at concurrency 1 and 8.
+- ``server1`` / ``server8``: llama-cpp-python's OpenAI-compatible server on the same GGUF
+  through mixaug's ``openai`` provider at concurrency 1 and 8;
+- ``llama-server``: llama.cpp's own C++ server (``--llama-server PATH``, or ``llama-server``
+  on ``PATH``) on the same GGUF as shipped (Q4_K_M kernels), ``-t THREADS``, parallel slots
+  with continuous batching (``-np N -cb``), top-k probabilities per generated token
+  (``n_probs``, no ``logits_all``), reached through the ``openai`` provider's completion
+  endpoint at concurrency N. Each ``--np`` is its own variant (``llama-server-np4``, ...);
+  ``llama-server`` is the best of them. The server's own peak memory is added to the
+  client's (``server_rss_mb`` alone).
 
 Every variant makes ``n`` parsed, soft-labelled SST-2 records from mix prompts over random
 train anchors (seed 0). The embedded path's soft-label time is the parser's reading of the
-captured top-k (the capture itself runs inside generation). Prints one JSON object: per
-variant ``examples_per_second``, ``seconds``, ``soft_label_seconds`` and its
-``soft_label_share`` of the run,
-``attempts``, ``peak_rss_mb``; and ``ratios`` of each to ``naive`` and of ``embedded`` to
-the best server.
+captured top-k (the capture itself runs inside generation). Prints one JSON object: a
+list ``variants`` of ``{"name", "examples_per_second", "soft_label_share", "parse_rate",
+"peak_rss_mb", "seconds", "soft_label_seconds", "attempts", ...}``, and ``ratios`` of each
+to ``naive`` and of ``embedded`` to the best server (``--json``: on one line).
 """
 
 from __future__ import annotations
@@ -31,10 +38,13 @@ import json
 import os
 import random
 import resource
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -168,10 +178,70 @@ def run_server(data: Path, n: int, concurrency: int) -> dict[str, Any]:
             proc.wait(timeout=30)
 
 
+def start_llama_server(
+    binary: str, log: Path, *, slots: int, threads: int
+) -> tuple[subprocess.Popen[bytes], str]:
+    """llama.cpp's ``llama-server`` on 127.0.0.1 over the embedded Gemma GGUF."""
+    from mixaug.models.registry import gguf_path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [binary, "-m", str(gguf_path("gemma3-270m")), "--host", "127.0.0.1",
+           "--port", str(port), "-t", str(threads), "-tb", str(threads), "-np", str(slots),
+           "-cb", "-c", str(1024 * slots), "--no-webui"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        if proc.poll() is not None:
+            break
+        try:
+            urllib.request.urlopen(url + "/health", timeout=2).read()
+            return proc, url + "/v1"
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    msg = f"llama-server did not start: {log.read_text(errors='replace')[-2000:]}"
+    raise SystemExit(msg)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """A live process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_llama_server(data: Path, n: int, slots: int, binary: str, threads: int) -> dict[str, Any]:
+    from mixaug import LLMConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, url = start_llama_server(binary, Path(tmp) / "server.log", slots=slots,
+                                       threads=threads)  # fmt: skip
+        try:
+            cfg = LLMConfig(
+                provider="openai",
+                model="gemma3-270m",
+                base_url=url,
+                concurrency=slots,
+                batch_size=max(16, slots),
+            )
+            row = _augment(cfg, data, n)
+            server = _peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    row |= {"slots": slots, "threads": threads, "server_rss_mb": round(server, 1)}
+    row["peak_rss_mb"] = round(row["peak_rss_mb"] + server, 1)
+    return row
+
+
 def _row(made: int, attempts: int, seconds: float, soft: float, load: float) -> dict[str, Any]:
     return {
         "examples": made,
         "attempts": attempts,
+        "parse_rate": round(made / attempts, 4) if attempts else 0.0,
         "seconds": round(seconds, 2),
         "examples_per_second": round(made / seconds, 4) if seconds else 0.0,
         "soft_label_seconds": round(soft, 5),
@@ -201,68 +271,94 @@ def _version() -> dict[str, str]:
     return {"source": str(src), "commit": rev + ("+changes" if dirty else "")}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    default = Path(os.environ.get("MIXAUG_DATA", "../shared/datasets")) / "sst2"
-    parser.add_argument("--data", default=str(default))
-    parser.add_argument("--n", type=int, default=32)
-    parser.add_argument("--variants", default="naive,embedded,embedded_bf16,server1,server8")
-    parser.add_argument("--batch-size", type=int, default=16, help="embedded: prompts per batch")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    data = Path(args.data)
-    if args.one:
-        if args.one == "naive":
-            row = run_naive(data, args.n)
-        elif args.one == "embedded":
-            row = run_embedded(data, args.n, args.batch_size, "float32")
-        elif args.one == "embedded_bf16":
-            row = run_embedded(data, args.n, args.batch_size, "bfloat16")
+def _run_one(args: argparse.Namespace) -> dict[str, Any]:
+    data, v = Path(args.data), args.one
+    if v == "naive":
+        return run_naive(data, args.n)
+    if v == "embedded":
+        return run_embedded(data, args.n, args.batch_size, "float32")
+    if v == "embedded_bf16":
+        return run_embedded(data, args.n, args.batch_size, "bfloat16")
+    if v.startswith("llama-server-np"):
+        slots = int(v.removeprefix("llama-server-np"))
+        return run_llama_server(data, args.n, slots, args.llama_server, args.threads)
+    return run_server(data, args.n, int(v.removeprefix("server")))
+
+
+def _expand(variants: str, slots: str) -> list[str]:
+    """``llama-server`` stands for one variant per ``--np``."""
+    out: list[str] = []
+    for v in variants.split(","):
+        if v == "llama-server":
+            out += [f"llama-server-np{int(x)}" for x in slots.split(",")]
         else:
-            row = run_server(data, args.n, int(args.one.removeprefix("server")))
-        print(json.dumps(row))  # noqa: T201
-        return
-    rows: dict[str, Any] = {}
-    for v in args.variants.split(","):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--data",
-                str(data),
-                "--n",
-                str(args.n),
-                "--batch-size",
-                str(args.batch_size),
-                "--one",
-                v,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            rows[v] = {"error": proc.stderr.strip().splitlines()[-1:]}
-            continue
-        rows[v] = json.loads(proc.stdout.strip().splitlines()[-1])
-    rate = {v: r.get("examples_per_second", 0.0) for v, r in rows.items()}
+            out.append(v)
+    return out
+
+
+def _subprocess(args: argparse.Namespace, variant: str) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--data", args.data, "--n", str(args.n),
+           "--batch-size", str(args.batch_size), "--threads", str(args.threads),
+           "--llama-server", args.llama_server or "", "--one", variant]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"name": variant, "error": proc.stderr.strip().splitlines()[-1:]}
+    return {"name": variant, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    rate = {r["name"]: r.get("examples_per_second", 0.0) for r in rows}
     ratios: dict[str, float] = {}
     if rate.get("naive"):
         ratios |= {
             f"{v}/naive": round(r / rate["naive"], 2) for v, r in rate.items() if r and v != "naive"
         }
-    servers = [r for v, r in rate.items() if v.startswith("server") and r]
+    servers = {v: r for v, r in rate.items() if v.startswith(("server", "llama-server")) and r}
     for v in ("embedded", "embedded_bf16"):
         if rate.get(v) and servers:
-            ratios[f"{v}/best_server"] = round(rate[v] / max(servers), 2)
+            best = max(servers, key=servers.__getitem__)
+            ratios[f"{v}/best_server"] = round(rate[v] / servers[best], 2)
+            ratios[f"{v}/llama-server"] = (
+                round(rate[v] / rate["llama-server"], 2) if rate.get("llama-server") else 0.0
+            )
+    return ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    default = Path(os.environ.get("MIXAUG_DATA", "../shared/datasets")) / "sst2"
+    parser.add_argument("--data", default=str(default))
+    parser.add_argument("--n", type=int, default=32)
+    parser.add_argument(
+        "--variants", default="naive,embedded,embedded_bf16,server1,server8,llama-server"
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="embedded: prompts per batch")
+    parser.add_argument("--llama-server", default=shutil.which("llama-server"),
+                        help="llama.cpp's llama-server binary")  # fmt: skip
+    parser.add_argument("--np", default="1,4,8,16", help="llama-server: parallel slots to try")
+    parser.add_argument("--threads", type=int, default=2, help="llama-server: -t")
+    parser.add_argument("--json", action="store_true", help="one line of JSON")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(_run_one(args)))  # noqa: T201
+        return
+    variants = _expand(args.variants, args.np)
+    if any(v.startswith("llama-server") for v in variants) and not args.llama_server:
+        parser.error("no llama-server binary: pass --llama-server PATH")
+    rows = [_subprocess(args, v) for v in variants]
+    tried = [r for r in rows if r["name"].startswith("llama-server-np") and "error" not in r]
+    if tried:
+        best = max(tried, key=lambda r: r["examples_per_second"])
+        rows.append(best | {"name": "llama-server", "best_of": [r["name"] for r in tried]})
     out = {
         "n": args.n,
         "cpu_count": os.cpu_count(),
         "mixaug": _version(),
         "variants": rows,
-        "ratios": ratios,
+        "ratios": _ratios(rows),
     }
-    print(json.dumps(out, indent=2))  # noqa: T201
+    print(json.dumps(out) if args.json else json.dumps(out, indent=2))  # noqa: T201
 
 
 if __name__ == "__main__":
