@@ -8,9 +8,13 @@ A record is a duplicate when its text equals (after normalisation) or nearly equ
 - ``anchor``: one of the record's own anchors (the model copied it);
 - ``eval``: an evaluation/test text (leakage).
 
-Near duplicates are found with random-hyperplane locality-sensitive hashing: each
-vector gets ``tables`` signatures of ``bits`` bits, only vectors sharing a bucket
-are compared, so the cost grows with N (times the bucket sizes), not N².
+Near duplicates are found by exact cosine: each checked batch is multiplied against every
+indexed vector in blocks (:class:`ExactIndex`, one BLAS matrix product per block), then the
+batch's own order is resolved on its small self-similarity matrix. Measured on 10k and 100k
+real MiniLM embeddings (``benchmarks/dedup_exact.py``), this was faster than the
+random-hyperplane LSH it replaced (:class:`LSHIndex`, kept for comparison: 0.49 s against
+1.31 s at 10k, 17.1 s against 18.6 s at 100k) and finds every pair LSH finds and more (LSH
+recall 99.6 %).
 
 Example:
     >>> normalise_text("A  Gem, of a film!")
@@ -113,6 +117,57 @@ class LSHIndex:
         return sorted(hits, key=lambda h: -h[1])
 
 
+class ExactIndex:
+    """Unit vectors and their texts; the nearest indexed item by exact cosine, in blocks.
+
+    Example:
+        >>> idx = ExactIndex(dim=3)
+        >>> idx.add(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+        >>> idx.best(np.array([[1, 0.01, 0], [0.5, 0.5, 0.5]], np.float32), 0.9)
+        [(0, 1.0), None]
+    """
+
+    block_cells = 1 << 24
+    """Similarities computed per block (64 MB of float32)."""
+
+    def __init__(self, dim: int) -> None:
+        self._store = np.zeros((1024, dim), dtype=np.float32)  # grows by doubling
+        self.texts: list[str] = []
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The indexed vectors, (N, D)."""
+        return self._store[: len(self.texts)]
+
+    def add(self, vectors: np.ndarray, texts: Sequence[str]) -> None:
+        """Index unit ``vectors`` (N, D) with their ``texts``."""
+        if len(vectors) == 0:
+            return
+        start, end = len(self.texts), len(self.texts) + len(vectors)
+        if end > len(self._store):
+            grown = np.zeros((max(end, 2 * len(self._store)), self._store.shape[1]), np.float32)
+            grown[:start] = self._store[:start]
+            self._store = grown
+        self._store[start:end] = vectors
+        self.texts.extend(texts)
+
+    def best(self, queries: np.ndarray, threshold: float) -> list[tuple[int, float] | None]:
+        """Per query row, the most similar indexed item if its cosine is >= ``threshold``."""
+        out: list[tuple[int, float] | None] = [None] * len(queries)
+        n = len(self.texts)
+        if n == 0 or len(queries) == 0:
+            return out
+        step = max(1, self.block_cells // n)
+        vectors = self.vectors
+        for start in range(0, len(queries), step):
+            sims = queries[start : start + step] @ vectors.T
+            j = sims.argmax(axis=1)
+            top = sims[np.arange(len(j)), j]
+            for r in np.nonzero(top >= threshold)[0].tolist():
+                out[start + r] = (int(j[r]), float(top[r]))
+        return out
+
+
 class Deduplicator:
     """Flags exact and near duplicates of synthetic texts (see the module docstring).
 
@@ -121,6 +176,7 @@ class Deduplicator:
         eval_texts: evaluation/test texts (leakage).
         embed: ``texts -> (N, D) unit vectors``; ``None`` checks exact duplicates only.
         threshold: cosine at or above which two texts are near duplicates.
+        seed: no longer used (near duplicates are exact); kept so old calls still work.
     """
 
     def __init__(
@@ -140,7 +196,7 @@ class Deduplicator:
             "train": {normalise_text(t): t for t in train},
             "synthetic": {},
         }
-        self._near: dict[str, LSHIndex] = {}
+        self._near: dict[str, ExactIndex] = {}
         if embed is not None:
             for name, texts in (("eval", eval_texts), ("train", train)):
                 self._near[name] = self._index(list(texts))
@@ -152,9 +208,9 @@ class Deduplicator:
         norms[norms == 0] = 1.0
         return v / norms
 
-    def _index(self, texts: list[str]) -> LSHIndex:
+    def _index(self, texts: list[str]) -> ExactIndex:
         vecs = self._vectors(texts) if texts else np.zeros((0, 1), np.float32)
-        idx = LSHIndex(vecs.shape[1] if texts else 1, seed=self.seed)
+        idx = ExactIndex(vecs.shape[1] if texts else 1)
         idx.add(vecs, texts)
         return idx
 
@@ -168,7 +224,7 @@ class Deduplicator:
         if self.embed is not None:
             vecs = self._vectors(texts)
             if "synthetic" not in self._near:
-                self._near["synthetic"] = LSHIndex(vecs.shape[1], seed=self.seed)
+                self._near["synthetic"] = ExactIndex(vecs.shape[1])
             self._near["synthetic"].add(vecs, texts)
 
     def check(
@@ -182,24 +238,55 @@ class Deduplicator:
         anchors = anchors or [()] * len(texts)
         vecs = self._vectors(list(texts)) if self.embed is not None and texts else None
         anchor_vecs: dict[str, np.ndarray] = {}
+        hits: dict[str, list[tuple[int, float] | None]] = {}
         if vecs is not None:
             if "synthetic" not in self._near:
-                self._near["synthetic"] = LSHIndex(vecs.shape[1], seed=self.seed)
+                self._near["synthetic"] = ExactIndex(vecs.shape[1])
             # Anchors recur across records: embed each distinct one once.
             distinct = list(dict.fromkeys(a for group in anchors for a in group))
             if distinct:
                 anchor_vecs = dict(zip(distinct, self._vectors(distinct), strict=True))
+            # Everything indexed before this batch, in one blocked product per index.
+            hits = {name: idx.best(vecs, self.threshold) for name, idx in self._near.items()}
         out: list[Duplicate | None] = []
+        kept: list[int] = []  # rows of this batch kept so far (not in the index yet)
         for i, text in enumerate(texts):
+            near: dict[str, tuple[str, float] | None] = {}
+            if vecs is not None:
+                near = {n: self._hit_text(n, h[i]) for n, h in hits.items()}
+                near["synthetic"] = self._in_batch(
+                    near.get("synthetic"), vecs, i, kept, [texts[j] for j in kept]
+                )
             verdict = self._check_one(
-                text, anchors[i], None if vecs is None else vecs[i], anchor_vecs
+                text, anchors[i], None if vecs is None else vecs[i], anchor_vecs, near
             )
             out.append(verdict)
             if verdict is None:
                 self._exact["synthetic"].setdefault(normalise_text(text), text)
-                if vecs is not None:
-                    self._near["synthetic"].add(vecs[i : i + 1], [text])
+                kept.append(i)
+        if vecs is not None and kept:
+            self._near["synthetic"].add(vecs[kept], [texts[j] for j in kept])
         return out
+
+    def _hit_text(self, name: str, hit: tuple[int, float] | None) -> tuple[str, float] | None:
+        return None if hit is None else (self._near[name].texts[hit[0]], hit[1])
+
+    def _in_batch(
+        self,
+        before: tuple[str, float] | None,
+        vecs: np.ndarray,
+        i: int,
+        kept: list[int],
+        kept_texts: list[str],
+    ) -> tuple[str, float] | None:
+        """The better of ``before`` and the closest text kept earlier in this batch."""
+        if not kept:
+            return before
+        sims = vecs[kept] @ vecs[i]
+        j = int(np.argmax(sims))
+        if sims[j] >= self.threshold and (before is None or sims[j] > before[1]):
+            return kept_texts[j], float(sims[j])
+        return before
 
     def _check_one(
         self,
@@ -207,6 +294,7 @@ class Deduplicator:
         anchors: Sequence[str],
         vec: np.ndarray | None,
         anchor_vecs: dict[str, np.ndarray],
+        near: dict[str, tuple[str, float] | None],
     ) -> Duplicate | None:
         key = normalise_text(text)
         anchor_keys = {normalise_text(a): a for a in anchors}
@@ -227,11 +315,7 @@ class Deduplicator:
             if sims[j] >= self.threshold:
                 return Duplicate("near", "anchor", anchors[j], float(sims[j]))
         for against in ("eval", "train", "synthetic"):
-            idx = self._near.get(against)
-            if idx is None:
-                continue
-            hits = idx.query(vec, self.threshold)
-            if hits:
-                j, sim = hits[0]
-                return Duplicate("near", against, idx.texts[j], sim)
+            hit = near.get(against)
+            if hit is not None:
+                return Duplicate("near", against, hit[0], hit[1])
         return None

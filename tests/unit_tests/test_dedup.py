@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mixaug.dedup import Deduplicator, LSHIndex, normalise_text
 
@@ -71,3 +72,62 @@ def test_exact_only_without_an_embedder() -> None:
     verdicts = d.check(["film plot cast", "Cast, plot film."])
     assert verdicts[0] is None  # a reordering is only a near duplicate: not checked
     assert verdicts[1] is not None and verdicts[1].reason == "exact_train"
+
+
+def test_exact_index_finds_the_best_match_in_blocks() -> None:
+    from mixaug.dedup import ExactIndex
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((300, 32)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    queries = base[:50] + 0.05 * rng.standard_normal((50, 32)).astype(np.float32)
+    queries = np.vstack([queries, rng.standard_normal((20, 32)).astype(np.float32)])
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    idx = ExactIndex(32)
+    idx.block_cells = 700  # force many small blocks
+    for start in range(0, 300, 64):  # and several additions (the store grows)
+        idx.add(base[start : start + 64], [f"t{i}" for i in range(start, min(start + 64, 300))])
+    got = idx.best(queries, 0.9)
+    sims = queries @ base.T
+    for r, hit in enumerate(got):
+        j = int(sims[r].argmax())
+        if sims[r, j] >= 0.9:
+            assert hit is not None and hit[0] == j and hit[1] == pytest.approx(sims[r, j])
+        else:
+            assert hit is None
+    assert sum(h is not None for h in got[:50]) == 50 and all(h is None for h in got[50:])
+    assert ExactIndex(32).best(queries, 0.9) == [None] * len(queries)
+
+
+def _sequential_reference(vecs: np.ndarray, threshold: float) -> list[bool]:
+    """Flag a vector when an earlier *kept* one has cosine >= threshold (the filter's rule)."""
+    kept: list[int] = []
+    flags = []
+    for i, v in enumerate(vecs):
+        dup = bool(kept) and float((vecs[kept] @ v).max()) >= threshold
+        flags.append(dup)
+        if not dup:
+            kept.append(i)
+    return flags
+
+
+def test_near_duplicates_follow_the_sequential_rule_across_and_within_batches() -> None:
+    rng = np.random.default_rng(3)
+    centres = rng.standard_normal((40, 24))
+    vecs = centres[rng.integers(0, 40, 400)] + 0.12 * rng.standard_normal((400, 24))
+    vecs = (vecs / np.linalg.norm(vecs, axis=1, keepdims=True)).astype(np.float32)
+    texts = [f"text number {i}" for i in range(400)]
+    table = dict(zip(texts, vecs, strict=True))
+    d = Deduplicator(embed=lambda ts: np.stack([table[t] for t in ts]), threshold=0.97)
+    verdicts = []
+    for start in range(0, 400, 37):  # uneven batches: matches inside a batch and across
+        verdicts += d.check(texts[start : start + 37])
+    want = _sequential_reference(vecs, 0.97)
+    assert [v is not None for v in verdicts] == want
+    assert 20 < sum(want) < 380  # the data has both kinds
+    for i, v in enumerate(verdicts):
+        if v is not None:  # the reported match is the closest earlier kept text
+            j = texts.index(v.other)
+            assert j < i and v.against == "synthetic" and v.kind == "near"
+            earlier_kept = [k for k in range(i) if verdicts[k] is None]
+            assert v.similarity == pytest.approx(float((vecs[earlier_kept] @ vecs[i]).max()))
