@@ -157,22 +157,26 @@ def run_embedded(data: Path, n: int, batch_size: int, dtype: str) -> dict[str, A
     return _augment(LLMConfig(batch_size=batch_size, dtype=dtype), data, n)  # type: ignore[arg-type]
 
 
+def _openai_config(url: str, concurrency: int) -> Any:
+    """The embedded Gemma served at ``url``, through the ``openai`` provider."""
+    from mixaug import LLMConfig
+
+    return LLMConfig(
+        provider="openai",
+        model="gemma3-270m",
+        base_url=url,
+        concurrency=concurrency,
+        batch_size=max(16, concurrency),
+    )
+
+
 def run_server(data: Path, n: int, concurrency: int) -> dict[str, Any]:
     from provider_agreement import start_server
-
-    from mixaug import LLMConfig
 
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_server(Path(tmp) / "server.log", threads=os.cpu_count() or 1)
         try:
-            cfg = LLMConfig(
-                provider="openai",
-                model="gemma3-270m",
-                base_url=url,
-                concurrency=concurrency,
-                batch_size=max(16, concurrency),
-            )
-            return _augment(cfg, data, n)
+            return _augment(_openai_config(url, concurrency), data, n)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -214,20 +218,11 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def run_llama_server(data: Path, n: int, slots: int, binary: str, threads: int) -> dict[str, Any]:
-    from mixaug import LLMConfig
-
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = start_llama_server(binary, Path(tmp) / "server.log", slots=slots,
                                        threads=threads)  # fmt: skip
         try:
-            cfg = LLMConfig(
-                provider="openai",
-                model="gemma3-270m",
-                base_url=url,
-                concurrency=slots,
-                batch_size=max(16, slots),
-            )
-            row = _augment(cfg, data, n)
+            row = _augment(_openai_config(url, slots), data, n)
             server = _peak_rss_mb(proc.pid)
         finally:
             proc.terminate()

@@ -56,82 +56,11 @@ class Duplicate:
         return f"{self.kind}_{self.against}"
 
 
-class LSHIndex:
-    """Random-hyperplane LSH over unit vectors: candidate neighbours above a cosine.
-
-    Example:
-        >>> idx = LSHIndex(dim=3, seed=0)
-        >>> idx.add(np.eye(3, dtype=np.float32), ["x", "y", "z"])
-        >>> idx.query(np.array([1, 0.01, 0], np.float32), 0.9)
-        [(0, 0.99...)]
-    """
-
-    def __init__(self, dim: int, *, bits: int = 14, tables: int = 16, seed: int = 0) -> None:
-        rng = np.random.default_rng(seed)
-        self.planes = rng.standard_normal((tables, bits, dim)).astype(np.float32)
-        self.weights = (1 << np.arange(bits, dtype=np.int64)).astype(np.int64)
-        self.buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(tables)]
-        self._store = np.zeros((1024, dim), dtype=np.float32)  # grows by doubling
-        self.texts: list[str] = []
-
-    @property
-    def vectors(self) -> np.ndarray:
-        """The indexed vectors, (N, D)."""
-        return self._store[: len(self.texts)]
-
-    def _keys(self, vectors: np.ndarray) -> np.ndarray:
-        # (T, N) bucket keys: the sign pattern of each table's projections.
-        bits = np.einsum("tbd,nd->tnb", self.planes, vectors) > 0  # (T, N, B)
-        return (bits.astype(np.int64) * self.weights).sum(axis=2)
-
-    def add(self, vectors: np.ndarray, texts: Sequence[str]) -> None:
-        """Index unit ``vectors`` (N, D) with their ``texts``."""
-        if len(vectors) == 0:
-            return
-        start = len(self.texts)
-        keys = self._keys(vectors)
-        for t, table in enumerate(self.buckets):
-            for i, key in enumerate(keys[t].tolist()):
-                table[key].append(start + i)
-        end = start + len(vectors)
-        if end > len(self._store):
-            grown = np.zeros((max(end, 2 * len(self._store)), self._store.shape[1]), np.float32)
-            grown[:start] = self._store[:start]
-            self._store = grown
-        self._store[start:end] = vectors
-        self.texts.extend(texts)
-
-    def query(self, vector: np.ndarray, threshold: float) -> list[tuple[int, float]]:
-        """Indexed items whose cosine with ``vector`` is at least ``threshold``, best first."""
-        if not self.texts:
-            return []
-        keys = self._keys(vector[None, :])[:, 0]
-        cand: set[int] = set()
-        for t, table in enumerate(self.buckets):
-            cand.update(table.get(int(keys[t]), ()))
-        if not cand:
-            return []
-        ids = np.fromiter(cand, dtype=np.int64)
-        sims = self.vectors[ids] @ vector
-        hits = [(int(i), float(s)) for i, s in zip(ids, sims, strict=True) if s >= threshold]
-        return sorted(hits, key=lambda h: -h[1])
-
-
-class ExactIndex:
-    """Unit vectors and their texts; the nearest indexed item by exact cosine, in blocks.
-
-    Example:
-        >>> idx = ExactIndex(dim=3)
-        >>> idx.add(np.eye(3, dtype=np.float32), ["x", "y", "z"])
-        >>> idx.best(np.array([[1, 0.01, 0], [0.5, 0.5, 0.5]], np.float32), 0.9)
-        [(0, 1.0), None]
-    """
-
-    block_cells = 1 << 24
-    """Similarities computed per block (64 MB of float32)."""
+class _VectorStore:
+    """Unit vectors and their texts, in one array that grows by doubling."""
 
     def __init__(self, dim: int) -> None:
-        self._store = np.zeros((1024, dim), dtype=np.float32)  # grows by doubling
+        self._store = np.zeros((1024, dim), dtype=np.float32)
         self.texts: list[str] = []
 
     @property
@@ -150,6 +79,69 @@ class ExactIndex:
             self._store = grown
         self._store[start:end] = vectors
         self.texts.extend(texts)
+
+
+class LSHIndex(_VectorStore):
+    """Random-hyperplane LSH over unit vectors: candidate neighbours above a cosine.
+
+    Example:
+        >>> idx = LSHIndex(dim=3, seed=0)
+        >>> idx.add(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+        >>> idx.query(np.array([1, 0.01, 0], np.float32), 0.9)
+        [(0, 1.0)]
+    """
+
+    def __init__(self, dim: int, *, bits: int = 14, tables: int = 16, seed: int = 0) -> None:
+        super().__init__(dim)
+        rng = np.random.default_rng(seed)
+        self.planes = rng.standard_normal((tables, bits, dim)).astype(np.float32)
+        self.weights = (1 << np.arange(bits, dtype=np.int64)).astype(np.int64)
+        self.buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(tables)]
+
+    def _keys(self, vectors: np.ndarray) -> np.ndarray:
+        # (T, N) bucket keys: the sign pattern of each table's projections.
+        bits = np.einsum("tbd,nd->tnb", self.planes, vectors) > 0  # (T, N, B)
+        return (bits.astype(np.int64) * self.weights).sum(axis=2)
+
+    def add(self, vectors: np.ndarray, texts: Sequence[str]) -> None:
+        """Index unit ``vectors`` (N, D) with their ``texts``."""
+        if len(vectors) == 0:
+            return
+        start = len(self.texts)
+        keys = self._keys(vectors)
+        for t, table in enumerate(self.buckets):
+            for i, key in enumerate(keys[t].tolist()):
+                table[key].append(start + i)
+        super().add(vectors, texts)
+
+    def query(self, vector: np.ndarray, threshold: float) -> list[tuple[int, float]]:
+        """Indexed items whose cosine with ``vector`` is at least ``threshold``, best first."""
+        if not self.texts:
+            return []
+        keys = self._keys(vector[None, :])[:, 0]
+        cand: set[int] = set()
+        for t, table in enumerate(self.buckets):
+            cand.update(table.get(int(keys[t]), ()))
+        if not cand:
+            return []
+        ids = np.fromiter(cand, dtype=np.int64)
+        sims = self.vectors[ids] @ vector
+        hits = [(int(i), float(s)) for i, s in zip(ids, sims, strict=True) if s >= threshold]
+        return sorted(hits, key=lambda h: -h[1])
+
+
+class ExactIndex(_VectorStore):
+    """Unit vectors and their texts; the nearest indexed item by exact cosine, in blocks.
+
+    Example:
+        >>> idx = ExactIndex(dim=3)
+        >>> idx.add(np.eye(3, dtype=np.float32), ["x", "y", "z"])
+        >>> idx.best(np.array([[1, 0.01, 0], [0.5, 0.5, 0.5]], np.float32), 0.9)
+        [(0, 1.0), None]
+    """
+
+    block_cells = 1 << 24
+    """Similarities computed per block (64 MB of float32)."""
 
     def best(self, queries: np.ndarray, threshold: float) -> list[tuple[int, float] | None]:
         """Per query row, the most similar indexed item if its cosine is >= ``threshold``."""
@@ -254,9 +246,7 @@ class Deduplicator:
             near: dict[str, tuple[str, float] | None] = {}
             if vecs is not None:
                 near = {n: self._hit_text(n, h[i]) for n, h in hits.items()}
-                near["synthetic"] = self._in_batch(
-                    near.get("synthetic"), vecs, i, kept, [texts[j] for j in kept]
-                )
+                near["synthetic"] = self._in_batch(near.get("synthetic"), vecs, i, kept, texts)
             verdict = self._check_one(
                 text, anchors[i], None if vecs is None else vecs[i], anchor_vecs, near
             )
@@ -277,7 +267,7 @@ class Deduplicator:
         vecs: np.ndarray,
         i: int,
         kept: list[int],
-        kept_texts: list[str],
+        texts: Sequence[str],
     ) -> tuple[str, float] | None:
         """The better of ``before`` and the closest text kept earlier in this batch."""
         if not kept:
@@ -285,7 +275,7 @@ class Deduplicator:
         sims = vecs[kept] @ vecs[i]
         j = int(np.argmax(sims))
         if sims[j] >= self.threshold and (before is None or sims[j] > before[1]):
-            return kept_texts[j], float(sims[j])
+            return texts[kept[j]], float(sims[j])
         return before
 
     def _check_one(
