@@ -1,7 +1,7 @@
 """Soft-labelled examples per second, side by side, on the same model and prompts.
 
     python benchmarks/throughput.py [--data DIR] [--n 32] [--json]
-        [--variants naive,embedded,server1,server8,llama-server]
+        [--variants naive,embedded,embedded_transformers,server1,server8,llama-server]
         [--llama-server PATH] [--np 1,4,8,16] [--threads 2]
 
 Variants (each in its own process, so peak memory is its own):
@@ -10,9 +10,11 @@ Variants (each in its own process, so peak memory is its own):
   ``HuggingFacePipeline`` on the embedded Gemma (converted HF folder), then a second
   forward pass over ``prompt + text + " (Sentiment:"`` for the soft label (the pipeline
   gives no logprobs);
-- ``embedded`` / ``embedded_bf16``: mixaug's ``augment`` on the local provider (batched,
-  logprobs captured while generating, the soft label read inline), float32 / bfloat16
-  layers;
+- ``embedded``: mixaug's ``augment`` on the local provider at its defaults (batched,
+  logprobs captured while generating, the soft label read inline; ``engine: auto``, which
+  is llama.cpp in process where llama-cpp-python is installed: the row's ``engine`` says);
+  ``embedded_llamacpp`` / ``embedded_transformers`` / ``embedded_bf16``: the same with the
+  engine set (transformers with float32 / bfloat16 layers);
 - ``server1`` / ``server8``: llama-cpp-python's OpenAI-compatible server on the same GGUF
   through mixaug's ``openai`` provider at concurrency 1 and 8;
 - ``llama-server``: llama.cpp's own C++ server (``--llama-server PATH``, or ``llama-server``
@@ -151,10 +153,12 @@ def _augment(cfg: Any, data: Path, n: int) -> dict[str, Any]:
     return row
 
 
-def run_embedded(data: Path, n: int, batch_size: int, dtype: str) -> dict[str, Any]:
+def run_embedded(data: Path, n: int, batch_size: int, **llm: Any) -> dict[str, Any]:
     from mixaug import LLMConfig
+    from mixaug.providers.local import Local
 
-    return _augment(LLMConfig(batch_size=batch_size, dtype=dtype), data, n)  # type: ignore[arg-type]
+    cfg = LLMConfig(batch_size=batch_size, **llm)
+    return _augment(cfg, data, n) | {"engine": Local.engine(cfg)}
 
 
 def _openai_config(url: str, concurrency: int) -> Any:
@@ -271,9 +275,13 @@ def _run_one(args: argparse.Namespace) -> dict[str, Any]:
     if v == "naive":
         return run_naive(data, args.n)
     if v == "embedded":
-        return run_embedded(data, args.n, args.batch_size, "float32")
+        return run_embedded(data, args.n, args.batch_size)
+    if v == "embedded_llamacpp":
+        return run_embedded(data, args.n, args.batch_size, engine="llamacpp")
+    if v == "embedded_transformers":
+        return run_embedded(data, args.n, args.batch_size, engine="transformers")
     if v == "embedded_bf16":
-        return run_embedded(data, args.n, args.batch_size, "bfloat16")
+        return run_embedded(data, args.n, args.batch_size, engine="transformers", dtype="bfloat16")
     if v.startswith("llama-server-np"):
         slots = int(v.removeprefix("llama-server-np"))
         return run_llama_server(data, args.n, slots, args.llama_server, args.threads)
@@ -309,7 +317,7 @@ def _ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
             f"{v}/naive": round(r / rate["naive"], 2) for v, r in rate.items() if r and v != "naive"
         }
     servers = {v: r for v, r in rate.items() if v.startswith(("server", "llama-server")) and r}
-    for v in ("embedded", "embedded_bf16"):
+    for v in ("embedded", "embedded_llamacpp", "embedded_transformers", "embedded_bf16"):
         if rate.get(v) and servers:
             best = max(servers, key=servers.__getitem__)
             ratios[f"{v}/best_server"] = round(rate[v] / servers[best], 2)
@@ -325,7 +333,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(default))
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument(
-        "--variants", default="naive,embedded,embedded_bf16,server1,server8,llama-server"
+        "--variants",
+        default="naive,embedded,embedded_transformers,embedded_bf16,server1,server8,llama-server",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="embedded: prompts per batch")
     parser.add_argument("--llama-server", default=shutil.which("llama-server"),

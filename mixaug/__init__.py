@@ -67,7 +67,7 @@ from mixaug.labelmix import (  # noqa: E402
     fit_record_labeller,
 )
 from mixaug.lmscores import LMScores, score_texts  # noqa: E402
-from mixaug.models import ChatTransformers, TransformersLLM  # noqa: E402
+from mixaug.models import ChatTransformers, LlamaCppLLM, TransformersLLM  # noqa: E402
 from mixaug.recipe import (  # noqa: E402
     GuardReport,
     RecipeConfig,
@@ -163,6 +163,7 @@ __all__ = [
     "LLMConfig",
     "LabelScorer",
     "LabelledItem",
+    "LlamaCppLLM",
     "MixChatPromptTemplate",
     "MixPromptTemplate",
     "MixaugError",

@@ -33,6 +33,7 @@ from mixaug.chains.families import (
 from mixaug.chains.prompts import prompt_hash
 from mixaug.config import LLMConfig
 from mixaug.errors import MixaugError, ParseFailure
+from mixaug.executors import BatchExecutor, PlannedBatch
 from mixaug.filtering import FilterSummary, RecordFilter, Rejected
 from mixaug.providers import build_llm
 from mixaug.records import Example, LabelledItem, RunSummary, SyntheticRecord
@@ -254,6 +255,9 @@ class AugmentOptions(TypedDict, total=False):
     """Gives each new record its final label before quotas are counted
     (:class:`~mixaug.labelmix.RecordLabeller`); returns (kept, [(record, reason)]) and
     the dropped ones go to ``on_reject``."""
+    executor: BatchExecutor | None
+    """Where batches run (:class:`~mixaug.executors.RayExecutor`); ``None``, the default:
+    here, one batch after another. Records are the same bytes either way."""
 
 
 def augment(
@@ -306,6 +310,9 @@ def augment(
     run = _Run(
         examples, spec, llm, settings, selector, hooks=hooks, done_records=o.get("done_records")
     )
+    run.executor = o.get("executor")
+    if run.executor is not None:
+        run.executor.start(spec, family, settings.chain_options)
     restored = o.get("restored")
     if restored is not None:
         run.restore(restored)
@@ -406,6 +413,7 @@ class _Run:
         self.earlier_seconds = 0.0
         self.started = time.perf_counter()
         self.pending: list[list[int]] | None = None
+        self.executor: BatchExecutor | None = None
         self.position = {(e.text, e.label): i for i, e in reversed(list(enumerate(examples)))}
 
     def _chain(self, **kw: Any) -> Any:
@@ -440,15 +448,23 @@ class _Run:
         budget = max(1, (self.cfg.limit - res.attempts) // per)
         return max(1, min(self.cfg.batch_size, budget, math.ceil(want / per)))
 
+    def _seed(self, batch_no: int) -> int | None:
+        # A seed per batch makes a run reproducible under the same --seed.
+        return self.cfg.seed * 1_000_003 + batch_no if self.seedable else None
+
     def step(self) -> None:
         """One batch: plan, generate, admit, commit (raises GenerationAborted)."""
         size = self._batch_size()
         requests = self._plan(size)
-        if self.seedable:
-            # A seed per batch makes a run reproducible under the same --seed.
-            self.chain = self._chain(seed=self.cfg.seed * 1_000_003 + self.batch_no)
+        seed = self._seed(self.batch_no)
+        batch = PlannedBatch(self.batch_no, requests, seed)
         self.batch_no += 1
-        outputs = self.chain.batch(requests, return_exceptions=True)
+        if self.executor is not None:
+            outputs = self.executor.run(batch, self._ahead)
+        else:
+            if seed is not None:
+                self.chain = self._chain(seed=seed)
+            outputs = self.chain.batch(requests, return_exceptions=True)
         for out in outputs:
             if isinstance(out, BaseException) and not isinstance(out, Exception):
                 raise out  # KeyboardInterrupt and the like end the run (it can resume)
@@ -456,11 +472,10 @@ class _Run:
         new = self._admit(new)
         self._commit(new, errors == size)
 
-    def _plan(self, size: int) -> list[dict[str, Any]]:
-        checkpoint = self.hooks.checkpoint
-        rng_before = self.selector.get_state() if checkpoint is not None else None
+    def _draw(self, size: int, batch_no: int) -> list[dict[str, Any]]:
+        """The requests of batch ``batch_no`` from the run's state now (draws anchors)."""
         records = self.result.records
-        requests = plan_requests(
+        return plan_requests(
             self.cfg.family,
             [self.selector.select_examples(h) for h in _hints(self.cfg.quotas, records, size)],
             spec=self.spec,
@@ -469,8 +484,28 @@ class _Run:
             n_items=self.cfg.n_items,
             shares=self.cfg.shares,
             seed=self.cfg.seed,
-            batch_no=self.batch_no,
+            batch_no=batch_no,
         )
+
+    def _ahead(self, count: int) -> list[PlannedBatch]:
+        """The next ``count`` batches as they would be planned if this one changed nothing.
+
+        The selector's state is put back afterwards: guessing draws nothing for real.
+        """
+        state = self.selector.get_state()
+        try:
+            size = self._batch_size()
+            return [
+                PlannedBatch(b, self._draw(size, b), self._seed(b))
+                for b in range(self.batch_no, self.batch_no + count)
+            ]
+        finally:
+            self.selector.set_state(state)
+
+    def _plan(self, size: int) -> list[dict[str, Any]]:
+        checkpoint = self.hooks.checkpoint
+        rng_before = self.selector.get_state() if checkpoint is not None else None
+        requests = self._draw(size, self.batch_no)
         if checkpoint is not None:
             plan = [
                 [self.position.get((a["text"], a["label"]), -1) for a in req["anchors"]]

@@ -103,6 +103,7 @@ class _AugmentParts:
     scorer: Any = None
     record_filter: Any = None
     labeller: Any = None
+    executor: Any = None
 
 
 def _augment(args: argparse.Namespace, locks: Any) -> int:
@@ -176,6 +177,7 @@ def _resolve_augment(args: argparse.Namespace) -> _AugmentJob:
     from mixaug.data import check_labels, load_examples
     from mixaug.errors import ConfigError
     from mixaug.paths import check_side_files, refuse_inputs
+    from mixaug.providers import llm_settings
     from mixaug.runstate import RunFiles, file_hash, fingerprint
     from mixaug.selectors import check_strategy
 
@@ -207,7 +209,7 @@ def _resolve_augment(args: argparse.Namespace) -> _AugmentJob:
         raise ConfigError(msg)
     job.eval_examples = [e for path in eval_files for e in load_examples(path)]
     job.settings = {
-        "config": cfg.model_dump(mode="json", exclude={"loop"}),
+        "config": cfg.model_dump(mode="json", exclude={"loop"}) | {"llm": llm_settings(cfg.llm)},
         "task": spec.model_dump(mode="json"),
         "data": file_hash(args.data),
         "dry_run": bool(args.dry_run),
@@ -307,6 +309,13 @@ def _build_augment_parts(job: _AugmentJob, args: argparse.Namespace) -> _Augment
         return parts
     parts.llm = build_llm(cfg.llm, seed=cfg.seed)
     parts.scorer = build_scorer(cfg.llm, parts.llm)
+    if args.executor == "ray":
+        from mixaug.executors import RayExecutor
+
+        parts.executor = RayExecutor(
+            cfg.llm, workers=args.workers, address=args.ray_address, llm_seed=cfg.seed
+        )
+        parts.executor.connect()  # before any file changes
     if cfg.filter is not None:
         from mixaug.filtering import build_record_filter
 
@@ -392,6 +401,7 @@ def _augment_restore(job: _AugmentJob, args: argparse.Namespace) -> tuple[Any, l
                 "data": job.settings["data"],
                 "data_path": str(args.data),
                 "config": cfg.model_dump(mode="json", exclude={"loop"}),
+                "engine": get_provider(cfg.llm.provider).engine(cfg.llm),
             }
         )
         return None, []
@@ -426,7 +436,17 @@ def _augment_run(job: _AugmentJob, parts: _AugmentParts, args: argparse.Namespac
             f"{cfg.prompt.family} prompts); loading model ..."
         )
     try:
-        result = _augment_generate(job, parts, out, restored, done_records, args.quiet)
+        try:
+            result = _augment_generate(job, parts, out, restored, done_records, args.quiet)
+        finally:
+            if parts.executor is not None:
+                parts.executor.close()
+                ex = parts.executor
+                if not args.quiet:
+                    _err(
+                        f"[mixaug] ray: {ex.workers} workers; {ex.used_early} batches ran ahead "
+                        f"of the driver, {ex.dropped_early} early results dropped (plans changed)"
+                    )
     except GenerationAborted as e:
         out.close()
         _err(f"mixaug: error: {e}")
@@ -507,7 +527,7 @@ def _augment_generate(
         checkpoint=job.files, restored=restored, done_records=done_records,
         record_filter=parts.record_filter, on_reject=out.on_reject,
         family=cfg.prompt.family, n_items=cfg.prompt.items_per_prompt, shares=cfg.prompt.shares,
-        quotas=job.quotas, labeller=parts.labeller,
+        quotas=job.quotas, labeller=parts.labeller, executor=parts.executor,
     )  # fmt: skip
 
 
@@ -1374,6 +1394,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")
     a.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch")
     a.add_argument("--max-attempts", type=int, dest="max_attempts", help="retry budget")
+    a.add_argument(
+        "--executor",
+        choices=["local", "ray"],
+        default="local",
+        help="where batches run: here (the default) or on a Ray cluster; same records",
+    )
+    a.add_argument(
+        "--workers", type=int, default=2, help="--executor ray: model replicas (Ray actors)"
+    )
+    a.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        help="--executor ray: the cluster (HOST:PORT of `ray start --head`); default: a local one",
+    )
     a.add_argument(
         "--dry-run", action="store_true", help="write anchors and prompts; call no model"
     )

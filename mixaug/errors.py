@@ -55,3 +55,7 @@ class ParseFailure(ValueError):
         self.completion = completion
         self.prompt_tokens = 0
         self.completion_tokens = 0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled whole (a Ray worker sends failures back to the driver).
+        return (type(self), (self.reason, str(self), self.completion), dict(self.__dict__))

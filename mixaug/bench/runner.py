@@ -42,6 +42,7 @@ from mixaug.chains.families import FAMILIES, get_family
 from mixaug.config import LLMConfig
 from mixaug.errors import ConfigError
 from mixaug.io import write_json_atomic, write_jsonl_atomic
+from mixaug.providers import llm_settings
 from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 from mixaug.training.args import TrainingArguments
@@ -285,7 +286,7 @@ class Bench:
             "ratio": self.cfg.ratio,
         }
         if family in FAMILIES:
-            key |= {"llm": self.cfg.llm.model_dump(mode="json"), "k": self.cfg.k}
+            key |= {"llm": llm_settings(self.cfg.llm), "k": self.cfg.k}
         if family in FAMILIES and family != "mix":
             key |= {"prompt": family}  # mix keys stay as they were (caches reused)
         if anchors != "random":
@@ -580,7 +581,9 @@ class Bench:
             mode="json", exclude={"levels", "seeds", "methods", "out", "data"}
         )
         settings["llm"] = {
-            k: v for k, v in settings["llm"].items() if k not in {"concurrency", "timeout"}
+            k: v
+            for k, v in llm_settings(self.cfg.llm).items()
+            if k not in {"concurrency", "timeout"}
         }
         return _hash({"data": _hash(split_rows), "settings": settings})
 

@@ -1,8 +1,9 @@
-"""LangChain model classes over local transformers models, and the embedded models."""
+"""LangChain model classes over local models (transformers, llama.cpp); embedded models."""
 
 from mixaug.models.chat import ChatTransformers
 from mixaug.models.engine import Completion, LocalEngine, SamplingParams, TokenLogprob
-from mixaug.models.llm import TransformersLLM
+from mixaug.models.llamacpp import LlamaCppEngine, llamacpp_available
+from mixaug.models.llm import LlamaCppLLM, TransformersLLM
 from mixaug.models.registry import (
     DEFAULT_MODEL,
     EMBEDDED_MODELS,
@@ -19,6 +20,8 @@ __all__ = [
     "ChatTransformers",
     "Completion",
     "EmbeddedModel",
+    "LlamaCppEngine",
+    "LlamaCppLLM",
     "LocalEngine",
     "SamplingParams",
     "TokenLogprob",
@@ -26,5 +29,6 @@ __all__ = [
     "cache_dir",
     "gguf_path",
     "list_embedded_models",
+    "llamacpp_available",
     "resolve_model_dir",
 ]

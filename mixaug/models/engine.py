@@ -143,6 +143,50 @@ def _stop_hit(
     return False
 
 
+def sample_next(
+    scores: torch.Tensor,
+    params: SamplingParams,
+    greedy: bool,
+    gen: torch.Generator | None,
+) -> torch.Tensor:
+    """Next token per row of ``(B, V)`` logits: argmax, or a draw from ``gen``.
+
+    A draw follows OpenAI's semantics: ``temperature``, then ``top_p``.
+    """
+    import torch
+
+    if greedy:
+        return scores.argmax(dim=-1)
+    if params.temperature != 1.0:
+        scores = scores / params.temperature
+    if params.top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1, descending=True)
+        probs = torch.softmax(sorted_scores, dim=-1)
+        # Drop a token once the mass before it already reaches top_p (keep >= 1).
+        drop = probs.cumsum(dim=-1) - probs >= params.top_p
+        sorted_scores[drop] = -math.inf
+        scores = torch.full_like(scores, -math.inf).scatter_(1, order, sorted_scores)
+    # Inverse-CDF draw: one cumulative sum and a binary search per row, about 30x
+    # cheaper than torch.multinomial over Gemma's 262k-word vocabulary.
+    cdf = torch.softmax(scores, dim=-1).cumsum_(dim=-1)
+    u = torch.rand(cdf.shape[0], 1, generator=gen) * cdf[:, -1:]
+    picked = torch.searchsorted(cdf, u, right=True).squeeze(1)
+    return picked.clamp_(max=cdf.shape[1] - 1)
+
+
+def stop_cut(text: str, params: SamplingParams) -> int:
+    """Where ``text`` ends under ``params``' stops (``-1``: nowhere).
+
+    Before the first stop string; right after the first match of a stop pattern.
+    """
+    cuts = [text.find(s) for s in params.stop if s and s in text]
+    for pattern in params.stop_after:
+        m = re.search(pattern, text)
+        if m:
+            cuts.append(m.end())
+    return min(cuts, default=-1)
+
+
 DTYPES = ("float32", "bfloat16")
 
 
@@ -441,26 +485,7 @@ class LocalEngine:
         greedy: bool,
         gen: torch.Generator | None,
     ) -> torch.Tensor:
-        """Next token per row: argmax, or a draw at ``temperature`` within ``top_p``."""
-        import torch
-
-        if greedy:
-            return scores.argmax(dim=-1)
-        if params.temperature != 1.0:
-            scores = scores / params.temperature
-        if params.top_p < 1.0:
-            sorted_scores, order = scores.sort(dim=-1, descending=True)
-            probs = torch.softmax(sorted_scores, dim=-1)
-            # Drop a token once the mass before it already reaches top_p (keep >= 1).
-            drop = probs.cumsum(dim=-1) - probs >= params.top_p
-            sorted_scores[drop] = -math.inf
-            scores = torch.full_like(scores, -math.inf).scatter_(1, order, sorted_scores)
-        # Inverse-CDF draw: one cumulative sum and a binary search per row, about 30x
-        # cheaper than torch.multinomial over Gemma's 262k-word vocabulary.
-        cdf = torch.softmax(scores, dim=-1).cumsum_(dim=-1)
-        u = torch.rand(cdf.shape[0], 1, generator=gen) * cdf[:, -1:]
-        picked = torch.searchsorted(cdf, u, right=True).squeeze(1)
-        return picked.clamp_(max=cdf.shape[1] - 1)
+        return sample_next(scores, params, greedy, gen)
 
     def _completion(self, row: _Row, prompt_tokens: int, params: SamplingParams) -> Completion:
         tok = self.tokenizer
@@ -477,12 +502,7 @@ class LocalEngine:
         finish = "stop" if row.eos else "length"
         # Apply stop strings (the text ends before the first one) and stop patterns
         # (the text ends right after the first match).
-        cuts = [text.find(s) for s in params.stop if s and s in text]
-        for pattern in params.stop_after:
-            m = re.search(pattern, text)
-            if m:
-                cuts.append(m.end())
-        cut = min(cuts, default=-1)
+        cut = stop_cut(text, params)
         if cut >= 0:
             text, finish = text[:cut], "stop"
         tokens: list[TokenLogprob] = []

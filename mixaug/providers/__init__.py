@@ -57,6 +57,24 @@ def build_scorer(config: LLMConfig, llm: BaseLanguageModel[Any]) -> LabelScorer 
     return get_provider(config.provider).build_scorer(config, llm)
 
 
+def llm_settings(config: LLMConfig) -> dict[str, Any]:
+    """``config`` as JSON for fingerprints and cache keys, with the engine it resolves to.
+
+    ``engine: auto`` becomes the engine that will run (``llamacpp`` is recorded; the
+    transformers engine, which ran every run before the choice existed, is recorded by
+    leaving the key out, so earlier runs' keys stay valid).
+    """
+    out = config.model_dump(mode="json")
+    engine = out.pop("engine", None)
+    if config.provider == "local":
+        from mixaug.providers.local import Local
+
+        engine = Local.engine(config)
+        if engine != "transformers":
+            out["engine"] = engine
+    return out
+
+
 def concurrency(config: LLMConfig) -> int | None:
     """Requests in flight for ``config``'s provider (``None``: it batches locally)."""
     return get_provider(config.provider).concurrency(config)
@@ -72,5 +90,6 @@ __all__ = [
     "build_scorer",
     "concurrency",
     "get_provider",
+    "llm_settings",
     "register_provider",
 ]

@@ -55,6 +55,11 @@ class Provider:
 
             check_model_ref(config.model)
 
+    @staticmethod
+    def engine(config: LLMConfig) -> str | None:
+        """What runs the model in this process (``None``: it runs elsewhere)."""
+        return None
+
     def build_llm(self, config: LLMConfig, *, seed: int | None = None) -> BaseLanguageModel[Any]:
         """The LangChain model ``config`` names (no request is sent here)."""
         raise NotImplementedError

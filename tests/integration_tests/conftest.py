@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Iterator
 
 import pytest
 from llama_server import LlamaServer
+
+# Ray replaces 127.0.0.1 in a cluster address with this machine's outward address; tests
+# talk to loopback only (this also keeps every Ray process of the tests on 127.0.0.1).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import random
@@ -13,6 +14,7 @@ from fakes import REVIEWS
 from mixaug import (
     ChatTransformers,
     Example,
+    LlamaCppLLM,
     SyntheticRecord,
     TaskSpec,
     TransformersLLM,
@@ -26,6 +28,17 @@ from mixaug.softlabels import normalise, rescore_word_probs, tokens_from_logprob
 
 SST2 = get_spec("sst2")
 ANCHORS = [{"text": t, "label": lab} for t, lab in REVIEWS]
+# The completion model's contract holds on either engine (llama.cpp needs its package).
+ENGINES = [
+    pytest.param(TransformersLLM, id="transformers"),
+    pytest.param(
+        LlamaCppLLM,
+        id="llamacpp",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python missing"
+        ),
+    ),
+]
 
 
 def _prompts(n: int, seed: int = 0) -> list[dict]:
@@ -33,8 +46,9 @@ def _prompts(n: int, seed: int = 0) -> list[dict]:
     return [{"anchors": r.sample(ANCHORS, 2)} for _ in range(n)]
 
 
-def test_completion_logprobs_spell_the_text(smollm2: str) -> None:
-    llm = TransformersLLM(model=smollm2, seed=0, max_tokens=24, logprobs=5)
+@pytest.mark.parametrize("cls", ENGINES)
+def test_completion_logprobs_spell_the_text(smollm2: str, cls: type[Any]) -> None:
+    llm = cls(model=smollm2, seed=0, max_tokens=24, logprobs=5)
     prompts = [render_mix_prompt(SST2, p["anchors"]) for p in _prompts(3)]
     result = llm.generate(prompts, stop=["\n"])
     for gens in result.generations:
@@ -51,17 +65,20 @@ def test_completion_logprobs_spell_the_text(smollm2: str) -> None:
     assert usage["completion_tokens"] > 0 and usage["prompt_tokens"] > 0
 
 
-def test_greedy_picks_the_top_token_and_seeds_repeat(smollm2: str) -> None:
+@pytest.mark.parametrize("cls", ENGINES)
+def test_greedy_picks_the_top_token_and_seeds_repeat(smollm2: str, cls: type[Any]) -> None:
     prompt = render_mix_prompt(SST2, ANCHORS[:2])
-    greedy = TransformersLLM(model=smollm2, temperature=0, max_tokens=12, logprobs=3)
+    greedy = cls(model=smollm2, temperature=0, max_tokens=12, logprobs=3)
     g = greedy.generate([prompt]).generations[0][0]
     for t in tokens_from_logprobs(g.generation_info["logprobs"]) or []:
         best = max(t.top, key=lambda k: t.top[k])
         assert t.logprob == pytest.approx(t.top[best], abs=1e-4)
-    sampled = TransformersLLM(model=smollm2, max_tokens=16, seed=11)
+    sampled = cls(model=smollm2, max_tokens=16, seed=11)
     a = sampled.generate([prompt, prompt]).generations
     b = sampled.generate([prompt, prompt]).generations
     assert [x[0].text for x in a] == [x[0].text for x in b]
+    other = cls(model=smollm2, max_tokens=16, seed=12).generate([prompt, prompt]).generations
+    assert [x[0].text for x in other] != [x[0].text for x in a]
 
 
 @pytest.mark.parametrize(("dtype", "tol"), [("float32", 1e-3), ("bfloat16", 1e-2)])
@@ -84,14 +101,15 @@ def test_scoring_multi_token_words(smollm2: str, dtype: str, tol: float) -> None
     assert whole == pytest.approx(total, abs=tol)
 
 
-def test_multi_token_label_words_are_rescored(smollm2: str) -> None:
+@pytest.mark.parametrize("cls", ENGINES)
+def test_multi_token_label_words_are_rescored(smollm2: str, cls: type[Any]) -> None:
     spec = TaskSpec(
         name="fav",
         text_type="movie review",
         label_type="verdict",
         verbalizer={"positive": "favourable", "negative": "unfavourable"},
     )
-    llm = TransformersLLM(model=smollm2, seed=3)
+    llm = cls(model=smollm2, seed=3)
     out = build_mix_chain(llm, spec).batch(_prompts(8), return_exceptions=True)
     items = [o for o in out if not isinstance(o, Exception)]
     assert items, f"no parsable item in {out}"
@@ -101,8 +119,9 @@ def test_multi_token_label_words_are_rescored(smollm2: str) -> None:
         assert 0.0 < item.label_mass <= 1.0
 
 
-def test_inline_soft_label_equals_a_rescoring_pass() -> None:
-    llm = TransformersLLM(seed=1)  # the default model, Gemma 3 270M
+@pytest.mark.parametrize("cls", ENGINES)
+def test_inline_soft_label_equals_a_rescoring_pass(cls: type[Any]) -> None:
+    llm = cls(seed=1)  # the default model, Gemma 3 270M
     inputs = _prompts(12, seed=4)
     out = build_mix_chain(llm, SST2).batch(inputs, return_exceptions=True)
     diffs = []
@@ -117,15 +136,20 @@ def test_inline_soft_label_equals_a_rescoring_pass() -> None:
         dist, _ = normalise(rescore_word_probs(llm, prefix, SST2.words))
         diffs.append(abs(dist["positive"] - item.soft_label["positive"]))
     assert len(diffs) >= 4, "too few inline items to compare"
-    assert sum(diffs) / len(diffs) < 0.01
-    assert max(diffs) < 0.05
+    # transformers: the same float32 numbers either way. llama.cpp quantises activations
+    # for its Q4_K products, and its numbers move with the batch a token was decoded in
+    # (measured: mean 0.025, max 0.07 here; the same prompt alone vs in a batch of 12
+    # moved by up to 0.09): a label read at the wrong position would be off by far more.
+    mean, most = (0.01, 0.05) if cls is TransformersLLM else (0.05, 0.15)
+    assert sum(diffs) / len(diffs) < mean
+    assert max(diffs) < most
 
 
-def test_same_seed_same_records(smollm2: str) -> None:
+@pytest.mark.parametrize("cls", ENGINES)
+def test_same_seed_same_records(smollm2: str, cls: type[Any]) -> None:
     examples = [Example(text=t, label=lab) for t, lab in REVIEWS]
     runs = [
-        augment(examples, SST2, TransformersLLM(model=smollm2), n=3, seed=5, batch_size=4)
-        for _ in range(2)
+        augment(examples, SST2, cls(model=smollm2), n=3, seed=5, batch_size=4) for _ in range(2)
     ]
     assert [r.model_dump() for r in runs[0].records] == [r.model_dump() for r in runs[1].records]
 
