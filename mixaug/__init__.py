@@ -58,6 +58,7 @@ from mixaug.errors import (  # noqa: E402
     ParseFailure,
     SpecError,
 )
+from mixaug.executors import BatchExecutor, RayExecutor  # noqa: E402
 from mixaug.filtering import FilterSummary, RecordFilter, build_record_filter  # noqa: E402
 from mixaug.labelmix import (  # noqa: E402
     Labeller,
@@ -154,6 +155,7 @@ __all__ = [
     "AugmentConfig",
     "AugmentOptions",
     "AugmentResult",
+    "BatchExecutor",
     "ChatTransformers",
     "ConfigError",
     "DataError",
@@ -170,6 +172,7 @@ __all__ = [
     "ModelError",
     "ParseFailure",
     "RandomAnchorSelector",
+    "RayExecutor",
     "RunSummary",
     "SoftLabelParser",
     "SpecError",

@@ -131,7 +131,7 @@ def _augment_config(args: argparse.Namespace) -> Any:
             key: getattr(args, key)
             for key in ("n", "k", "seed", "anchors", "store", "max_attempts", "prompt")
         },
-        {key: getattr(args, key) for key in ("model", "mode", "batch_size")},
+        {key: getattr(args, key) for key in ("model", "mode", "batch_size", "engine")},
     )
     if cfg.n is None:
         msg = "How many records? Pass --n N (a positive integer) or set 'n' in the config."
@@ -1392,6 +1392,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--model", help="embedded model name, .gguf file or HF folder")
     a.add_argument("--mode", choices=["completion", "chat"], help="prompt form")
+    a.add_argument(
+        "--engine",
+        choices=["auto", "llamacpp", "transformers"],
+        help="local model engine (default auto: llama.cpp where installed)",
+    )
     a.add_argument("--batch-size", type=int, dest="batch_size", help="prompts per batch")
     a.add_argument("--max-attempts", type=int, dest="max_attempts", help="retry budget")
     a.add_argument(

@@ -255,6 +255,7 @@ class RayExecutor(BatchExecutor):
         self._owns_ray = True
 
     def start(self, spec: TaskSpec, family: str, chain_options: dict[str, Any]) -> None:
+        """Connect, and start the actors (each loads its model on its first batch)."""
         import ray
 
         self.connect()
@@ -290,6 +291,7 @@ class RayExecutor(BatchExecutor):
             self._load[i] -= 1
 
     def close(self) -> None:
+        """Stop the actors, and the local cluster if this executor started it."""
         super().close()
         if not self._actors and not self._owns_ray:
             return

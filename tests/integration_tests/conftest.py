@@ -13,6 +13,7 @@ from llama_server import LlamaServer
 # talk to loopback only (this also keeps every Ray process of the tests on 127.0.0.1).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a loopback test cluster needs no token
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

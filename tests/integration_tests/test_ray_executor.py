@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,20 +81,23 @@ def test_a_ray_run_killed_mid_way_resumes_to_the_same_records(
 
 
 @pytest.fixture
-def ray_head(tmp_path: Path) -> Iterator[str]:
+def ray_head() -> Iterator[str]:
     ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # A short folder: Ray's Unix sockets live under it (at most 107 bytes a path).
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     start = [ray, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
              "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
-             "--temp-dir", str(tmp_path / "ray")]  # fmt: skip
-    subprocess.run(start, check=True, capture_output=True, timeout=180, env=env)
+             "--temp-dir", temp]  # fmt: skip
+    proc = subprocess.run(start, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120, env=env)
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def test_a_cluster_started_with_ray_start_is_reached_by_address(

@@ -253,7 +253,7 @@ def test_local_weight_type_reaches_its_own_engine() -> None:
     from mixaug.models import ChatTransformers, LocalEngine, TransformersLLM
 
     fast = build_llm(LLMConfig(dtype="bfloat16"))
-    exact = build_llm(LLMConfig())
+    exact = build_llm(LLMConfig(engine="transformers"))
     chat = build_llm(LLMConfig(mode="chat", dtype="bfloat16"))
     assert isinstance(fast, TransformersLLM) and isinstance(exact, TransformersLLM)
     assert isinstance(chat, ChatTransformers)
