@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,6 +158,60 @@ class ExactIndex(_VectorStore):
             for r in np.nonzero(top >= threshold)[0].tolist():
                 out[start + r] = (int(j[r]), float(top[r]))
         return out
+
+
+def near_pairs(
+    vectors: np.ndarray, start: int, stop: int, threshold: float, *, block: int = 1024
+) -> list[tuple[int, int]]:
+    """Pairs ``(i, j)``, ``start <= i < stop``, ``j < i``, whose cosine is >= ``threshold``.
+
+    ``vectors`` are unit rows; each block of queries is one matrix product against every
+    earlier row. Shards of ``[0, N)`` are independent: they can run side by side.
+    """
+    out: list[tuple[int, int]] = []
+    for b in range(start, stop, block):
+        e = min(b + block, stop)
+        sims = vectors[b:e] @ vectors[:e].T  # (rows, e): only earlier rows count
+        rows, cols = np.nonzero(sims >= threshold)
+        keep = cols < rows + b
+        out += list(zip((rows[keep] + b).tolist(), cols[keep].tolist(), strict=True))
+    return out
+
+
+def near_duplicate_mask(
+    vectors: np.ndarray,
+    threshold: float,
+    *,
+    shard_rows: int = 8192,
+    map_shards: Callable[[list[tuple[int, int]]], list[list[tuple[int, int]]]] | None = None,
+) -> np.ndarray:
+    """Which rows to keep: a row goes when an earlier *kept* row has cosine >= ``threshold``.
+
+    The same rule as :class:`Deduplicator`, in one pass over a whole set: the near pairs
+    of each shard of rows are found independently (``map_shards`` runs them, e.g. as Ray
+    tasks: :func:`mixaug.executors.ray_near_pairs`; default here, one after another), then
+    the order is resolved over the pairs alone.
+
+    Example:
+        >>> v = np.array([[1, 0], [1, 0.01], [0, 1]], np.float32)
+        >>> v /= np.linalg.norm(v, axis=1, keepdims=True)
+        >>> near_duplicate_mask(v, 0.95).tolist()
+        [True, False, True]
+    """
+    n = len(vectors)
+    shards = [(s, min(s + shard_rows, n)) for s in range(0, n, shard_rows)]
+    if map_shards is None:
+        found = [near_pairs(vectors, a, b, threshold) for a, b in shards]
+    else:
+        found = map_shards(shards)
+    earlier: dict[int, list[int]] = defaultdict(list)
+    for pairs in found:
+        for i, j in pairs:
+            earlier[i].append(j)
+    keep = np.ones(n, dtype=bool)
+    for i in sorted(earlier):
+        keep[i] = not any(keep[j] for j in earlier[i])
+    return keep
 
 
 class Deduplicator:

@@ -303,3 +303,31 @@ class RayExecutor(BatchExecutor):
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+def ray_near_pairs(
+    vectors: Any, threshold: float, *, address: str | None = None, workers: int = 2
+) -> Callable[[list[tuple[int, int]]], list[list[tuple[int, int]]]]:
+    """A ``map_shards`` for :func:`~mixaug.dedup.near_duplicate_mask`: shards as Ray tasks.
+
+    The vectors go to Ray's object store once; each task finds one shard's near pairs.
+
+    Example:
+        >>> near_duplicate_mask(v, 0.95, map_shards=ray_near_pairs(v, 0.95))  # doctest: +SKIP
+    """
+    runner = RayExecutor(LLMConfig(), workers=workers, address=address)
+
+    def run(shards: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        import ray
+
+        from mixaug.dedup import near_pairs
+
+        runner.connect()
+        try:
+            ref = ray.put(vectors)
+            task = ray.remote(num_cpus=1)(near_pairs)
+            return list(ray.get([task.remote(ref, a, b, threshold) for a, b in shards]))
+        finally:
+            runner.close()
+
+    return run

@@ -52,12 +52,13 @@ class Local(Provider):
         super().check_model(config)
         if config.engine != "llamacpp":
             return
-        from mixaug.models.llamacpp import INSTALL, gguf_file, llamacpp_available
+        from mixaug.models.llamacpp import INSTALL, llamacpp_available
+        from mixaug.models.registry import EMBEDDED_MODELS
 
         if not llamacpp_available():
             msg = f"engine 'llamacpp' needs llama-cpp-python; run: {INSTALL}"
             raise ConfigError(msg)
-        if not config.model.endswith(".gguf") and gguf_file(config.model) is None:
+        if config.model not in EMBEDDED_MODELS and not config.model.endswith(".gguf"):
             msg = (
                 f"engine 'llamacpp' loads GGUF files and embedded models; {config.model!r} is "
                 "neither (use engine 'transformers' for a Hugging Face folder)"

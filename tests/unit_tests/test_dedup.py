@@ -131,3 +131,28 @@ def test_near_duplicates_follow_the_sequential_rule_across_and_within_batches() 
             assert j < i and v.against == "synthetic" and v.kind == "near"
             earlier_kept = [k for k in range(i) if verdicts[k] is None]
             assert v.similarity == pytest.approx(float((vecs[earlier_kept] @ vecs[i]).max()))
+
+
+def test_sharded_near_duplicate_mask_keeps_what_the_sequential_rule_keeps() -> None:
+    from mixaug.dedup import near_duplicate_mask
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(120, 16)).astype(np.float32)
+    copies = base[rng.integers(0, 120, 280)] + 0.05 * rng.normal(size=(280, 16))
+    v = np.concatenate([base, copies.astype(np.float32)])[rng.permutation(400)]
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    reference: list[bool] = []  # keep unless an earlier kept row is that close
+    for i in range(len(v)):
+        reference.append(not any(float(v[i] @ v[j]) >= 0.95 for j in range(i) if reference[j]))
+    calls: list[list[tuple[int, int]]] = []
+
+    def in_order(shards: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
+        from mixaug.dedup import near_pairs
+
+        calls.append(shards)
+        return [near_pairs(v, a, b, 0.95) for a, b in reversed(shards)][::-1]
+
+    for rows in (7, 64, 1000):
+        assert near_duplicate_mask(v, 0.95, shard_rows=rows).tolist() == reference
+    assert near_duplicate_mask(v, 0.95, shard_rows=50, map_shards=in_order).tolist() == reference
+    assert len(calls[0]) == 8 and 120 <= sum(reference) < 400
