@@ -118,7 +118,7 @@ class LLMConfig(BaseModel):
     faster on CPUs with native bfloat16; soft labels move by about 0.01)."""
     engine: Literal["auto", "llamacpp", "transformers"] = "auto"
     """``local``: what runs the model. ``llamacpp``: llama.cpp in process over the GGUF as
-    shipped (quantised kernels; 1.8x the transformers engine here; completion mode,
+    shipped (quantised kernels; 1.5x the transformers engine here; completion mode,
     GGUF files and embedded models; needs ``mixaug[llamacpp]``); ``transformers``: the
     de-quantised model in torch (any HF folder, chat mode, ``dtype``); ``auto``:
     ``llamacpp`` where it can run this config and is installed, else ``transformers``.
