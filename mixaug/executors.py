@@ -229,6 +229,8 @@ class RayExecutor(BatchExecutor):
             ModelError: when nothing answers at ``address`` (checked with one TCP
                 connection first: Ray itself would retry for minutes).
         """
+        # No usage reports from an offline toolkit (Ray would try to send them).
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         import ray
 
         if ray.is_initialized():
