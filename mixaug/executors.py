@@ -137,12 +137,12 @@ class _Worker:
         self.llm = build_llm(self.config, seed=options.pop("llm_seed", None))
         self.scorer = build_scorer(self.config, self.llm)
         self.options = options
-        self.seedable = "seed" in type(self.llm).model_fields
 
     def run(self, requests: list[dict[str, Any]], seed: int | None) -> list[Any]:
         from mixaug.chains.families import build_family_chain
 
-        extra: dict[str, Any] = {"seed": seed} if self.seedable and seed is not None else {}
+        # The driver sends a seed only for a model that takes one (as its local run does).
+        extra: dict[str, Any] = {} if seed is None else {"seed": seed}
         chain = build_family_chain(
             self.llm, self.spec, self.family, scorer=self.scorer, **self.options, **extra
         )
@@ -219,7 +219,7 @@ class RayExecutor(BatchExecutor):
         self.llm_seed = llm_seed
         self.lookahead = workers
         self._actors: list[Any] = []
-        self._load: list[int] = []
+        self._submitted = 0
         self._owns_ray = False
 
     def connect(self) -> None:
@@ -273,24 +273,21 @@ class RayExecutor(BatchExecutor):
             )  # fmt: skip
             for _ in range(self.workers)
         ]
-        self._load = [0] * self.workers
 
     def _submit(self, batch: PlannedBatch) -> Any:
-        i = min(range(len(self._actors)), key=self._load.__getitem__)
-        self._load[i] += 1
-        return i, self._actors[i].run.remote(batch.requests, batch.seed)
+        # In turn: batches are started in plan order, and an actor runs its calls in order.
+        actor = self._actors[self._submitted % len(self._actors)]
+        self._submitted += 1
+        return actor.run.remote(batch.requests, batch.seed)
 
     def _result(self, handle: Any) -> list[Any]:
         import ray
 
-        i, ref = handle
         try:
-            return list(ray.get(ref))
+            return list(ray.get(handle))
         except ray.exceptions.RayError as e:
             msg = f"A Ray worker failed: {e}"
             raise ModelError(msg) from None
-        finally:
-            self._load[i] -= 1
 
     def close(self) -> None:
         """Stop the actors, and the local cluster if this executor started it."""

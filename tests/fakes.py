@@ -93,19 +93,24 @@ class FakeCompletionLLM(BaseLLM):
         for _ in prompts:
             text, pieces = self.replies[self.i % len(self.replies)]
             self.i += 1
-            info = {
-                "finish_reason": "stop",
-                "logprobs": {
-                    "tokens": [p for p, _ in pieces],
-                    "token_logprobs": [0.0 for _ in pieces],
-                    "top_logprobs": [
-                        {a: math.log(p) for a, p in alts.items()} if alts else None
-                        for _, alts in pieces
-                    ],
-                },
-            }
-            gens.append([Generation(text=text, generation_info=info)])
+            gens.append([completion_generation(text, pieces)])
         return LLMResult(generations=gens)
+
+
+def completion_generation(text: str, pieces: list[tuple[str, dict[str, float]]]) -> Generation:
+    """A completion ``text`` with completions-shaped logprobs: per piece, its alternatives'
+    probabilities (none: no top list)."""
+    info = {
+        "finish_reason": "stop",
+        "logprobs": {
+            "tokens": [p for p, _ in pieces],
+            "token_logprobs": [0.0 for _ in pieces],
+            "top_logprobs": [
+                {a: math.log(p) for a, p in alts.items()} if alts else None for _, alts in pieces
+            ],
+        },
+    }
+    return Generation(text=text, generation_info=info)
 
 
 def completion_reply(

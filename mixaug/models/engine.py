@@ -174,6 +174,22 @@ def sample_next(
     return picked.clamp_(max=cdf.shape[1] - 1)
 
 
+def penalise(logits: torch.Tensor, histories: list[list[int]], penalty: float) -> None:
+    """OpenAI's frequency penalty, applied to ``logits`` in place.
+
+    Row j's logit of a token drops by ``penalty`` times its count in ``histories[j]``.
+    """
+    import torch
+
+    r_idx = [j for j, ids in enumerate(histories) for _ in ids]
+    t_idx = [t for ids in histories for t in ids]
+    logits.index_put_(
+        (torch.tensor(r_idx, dtype=torch.long), torch.tensor(t_idx, dtype=torch.long)),
+        torch.tensor(-penalty, dtype=logits.dtype),
+        accumulate=True,
+    )
+
+
 def stop_cut(text: str, params: SamplingParams) -> int:
     """Where ``text`` ends under ``params``' stops (``-1``: nowhere).
 
@@ -185,6 +201,45 @@ def stop_cut(text: str, params: SamplingParams) -> int:
         if m:
             cuts.append(m.end())
     return min(cuts, default=-1)
+
+
+def build_completion(
+    pieces: list[str],
+    logprobs: list[float],
+    tops: list[list[tuple[str, float]]],
+    silent: list[bool],
+    *,
+    ended: bool,
+    prompt_tokens: int,
+    params: SamplingParams,
+) -> Completion:
+    """A :class:`Completion` from a row's token strings, as both local engines record it.
+
+    ``pieces`` are the generated tokens' strings (their concatenation is the text;
+    an end-of-sequence token is not among them), ``silent`` marks control tokens that
+    write nothing (left out of ``tokens``); the text ends at ``params``' stops.
+    """
+    text = "".join(pieces)
+    finish = "stop" if ended else "length"
+    cut = stop_cut(text, params)
+    if cut >= 0:
+        text, finish = text[:cut], "stop"
+    tokens: list[TokenLogprob] = []
+    pos = 0
+    for i, piece in enumerate(pieces):
+        if cut >= 0 and pos >= cut:
+            break
+        if silent[i]:
+            continue
+        tokens.append(TokenLogprob(token=piece, logprob=logprobs[i], top=tops[i]))
+        pos += len(piece)
+    return Completion(
+        text=text,
+        tokens=tokens,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=len(tokens),
+        finish_reason=finish,
+    )
 
 
 DTYPES = ("float32", "bfloat16")
@@ -449,14 +504,8 @@ class LocalEngine:
             top_lps = (vals - lse).tolist()
         self.logprob_seconds += time.perf_counter() - t0
         penalty = params.frequency_penalty if step else 0.0
-        if penalty:  # OpenAI's: logit -= penalty * count so far (in place)
-            r_idx, t_idx = [], []
-            for j, i in enumerate(active):
-                r_idx += [j] * len(rows[i].ids)
-                t_idx += rows[i].ids
-            logits.index_put_(
-                (torch.tensor(r_idx), torch.tensor(t_idx)), torch.tensor(-penalty), accumulate=True
-            )
+        if penalty:
+            penalise(logits, [rows[i].ids for i in active], penalty)
         nxt = self._sample(logits, params, batch.greedy, batch.gen)
         batch.nxt = nxt
         nxt_list = nxt.tolist()
@@ -498,35 +547,17 @@ class LocalEngine:
             cur = self._decode(ids[: i + 1])
             pieces.append(cur[len(prev) :] if cur.startswith(prev) else self._tok_str(ids[i]))
             prev = cur
-        text = "".join(pieces)
-        finish = "stop" if row.eos else "length"
-        # Apply stop strings (the text ends before the first one) and stop patterns
-        # (the text ends right after the first match).
-        cut = stop_cut(text, params)
-        if cut >= 0:
-            text, finish = text[:cut], "stop"
-        tokens: list[TokenLogprob] = []
-        pos = 0
-        for i, piece in enumerate(pieces):
-            if cut >= 0 and pos >= cut:
-                break
-            if ids[i] in special and piece == "":
-                continue
-            top: list[tuple[str, float]] = []
-            if row.top_ids:
-                top = [
-                    (self._tok_str(t), v)
-                    for t, v in zip(row.top_ids[i], row.top_lps[i], strict=True)
-                ]
-            tokens.append(TokenLogprob(token=piece, logprob=row.lps[i], top=top))
-            pos += len(piece)
-        return Completion(
-            text=text,
-            tokens=tokens,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=len(tokens),
-            finish_reason=finish,
-        )
+        tops = [
+            [(self._tok_str(t), v) for t, v in zip(row.top_ids[i], row.top_lps[i], strict=True)]
+            if row.top_ids
+            else []
+            for i in range(len(ids))
+        ]
+        silent = [ids[i] in special and piece == "" for i, piece in enumerate(pieces)]
+        return build_completion(
+            pieces, row.lps, tops, silent, ended=row.eos, prompt_tokens=prompt_tokens,
+            params=params,
+        )  # fmt: skip
 
     # -- scoring -------------------------------------------------------------
     def score(self, prefix: str, continuations: list[str]) -> list[float]:

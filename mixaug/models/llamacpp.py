@@ -34,9 +34,9 @@ from mixaug.errors import ModelError
 from mixaug.models.engine import (
     Completion,
     SamplingParams,
-    TokenLogprob,
+    build_completion,
+    penalise,
     sample_next,
-    stop_cut,
 )
 from mixaug.models.registry import EMBEDDED_MODELS, gguf_path
 
@@ -86,7 +86,7 @@ class _Tokenizer:
 class _Row:
     """One prompt's generation so far."""
 
-    __slots__ = ("decoder", "done", "eos", "ids", "lps", "pieces", "text", "tops")
+    __slots__ = ("decoder", "eos", "ids", "lps", "pieces", "text", "tops")
 
     def __init__(self) -> None:
         self.ids: list[int] = []
@@ -95,7 +95,6 @@ class _Row:
         self.pieces: list[str] = []
         self.text = ""
         self.eos = False
-        self.done = False
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
 
@@ -379,14 +378,8 @@ class LlamaCppEngine:
                     top_ids, top_lps = top_idx.tolist(), (vals - lse).tolist()
                 self.logprob_seconds += time.perf_counter() - t0
                 penalty = params.frequency_penalty if step else 0.0
-                if penalty:  # OpenAI's: logit -= penalty * count so far
-                    r_idx = [j for j, i in enumerate(active) for _ in rows[i].ids]
-                    t_idx = [t for i in active for t in rows[i].ids]
-                    logits.index_put_(
-                        (torch.tensor(r_idx, dtype=torch.long), torch.tensor(t_idx)),
-                        torch.tensor(-penalty),
-                        accumulate=True,
-                    )
+                if penalty:
+                    penalise(logits, [rows[i].ids for i in active], penalty)
                 nxt = sample_next(logits, params, greedy, gen)
                 chosen = (logits.gather(1, nxt[:, None]) - lse).squeeze(1).tolist()
                 still: list[int] = []
@@ -419,33 +412,19 @@ class LlamaCppEngine:
         return [self._completion(row, len(s), params) for row, s in zip(rows, ids, strict=True)]
 
     def _completion(self, row: _Row, prompt_tokens: int, params: SamplingParams) -> Completion:
-        tail = row.decoder.decode(b"", final=True)
-        if tail and row.pieces:  # an unfinished UTF-8 character at the very end
-            row.pieces[-1 - row.eos] += tail
-            row.text += tail
-        text = row.text
-        finish = "stop" if row.eos else "length"
-        cut = stop_cut(text, params)
-        if cut >= 0:
-            text, finish = text[:cut], "stop"
-        tokens: list[TokenLogprob] = []
-        at = 0
         n = len(row.ids) - row.eos  # the end-of-sequence token is not part of the text
-        for i in range(n):
-            if cut >= 0 and at >= cut:
-                break
-            piece = row.pieces[i]
-            if piece == "" and not self._bytes(row.ids[i]):
-                continue  # a control token writes nothing
-            top = [(self._tok_str(t), v) for t, v in row.tops[i]]
-            tokens.append(TokenLogprob(token=piece, logprob=row.lps[i], top=top))
-            at += len(piece)
-        return Completion(
-            text=text,
-            tokens=tokens,
+        pieces = row.pieces[:n]
+        tail = row.decoder.decode(b"", final=True)
+        if tail and pieces:  # an unfinished UTF-8 character at the very end
+            pieces[-1] += tail
+        return build_completion(
+            pieces,
+            row.lps,
+            [[(self._tok_str(t), v) for t, v in top] for top in row.tops[:n]],
+            [piece == "" and not self._bytes(t) for piece, t in zip(pieces, row.ids, strict=False)],
+            ended=row.eos,
             prompt_tokens=prompt_tokens,
-            completion_tokens=len(tokens),
-            finish_reason=finish,
+            params=params,
         )
 
     # -- scoring -------------------------------------------------------------

@@ -7,16 +7,15 @@ executor's real worker class, on threads here instead of Ray actors.
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from fakes import REVIEWS
+from fakes import REVIEWS, completion_generation
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
-from langchain_core.outputs import Generation, LLMResult
+from langchain_core.outputs import LLMResult
 
 import mixaug.executors as executors
 from mixaug import ConfigError, Example, LLMConfig, augment, get_spec
@@ -52,20 +51,13 @@ class SeededEcho(BaseLLM):
             h = int(hashlib.sha256(f"{seed}|{prompt}".encode()).hexdigest()[:12], 16)
             word = "positive" if h % 2 else "negative"
             p = 0.55 + (h % 40) / 100
-            pieces = [(f" echo {h % 997}", {}), (" (Sentiment:", {})]
+            pieces: list[tuple[str, dict[str, float]]] = [
+                (f" echo {h % 997}", {}),
+                (" (Sentiment:", {}),
+            ]
             if h % 5:
                 pieces += [(f" {word}", {f" {word}": p, " neutral": 1 - p}), (")", {})]
-            info = {
-                "finish_reason": "stop",
-                "logprobs": {
-                    "tokens": [t for t, _ in pieces],
-                    "token_logprobs": [0.0 for _ in pieces],
-                    "top_logprobs": [
-                        {a: math.log(v) for a, v in alts.items()} or None for _, alts in pieces
-                    ],
-                },
-            }
-            gens.append([Generation(text="".join(t for t, _ in pieces), generation_info=info)])
+            gens.append([completion_generation("".join(t for t, _ in pieces), pieces)])
         return LLMResult(generations=gens)
 
 
