@@ -17,8 +17,9 @@ Variants (each in its own process, so peak memory is its own):
   engine set (transformers with float32 / bfloat16 layers);
 - ``server1`` / ``server8``: llama-cpp-python's OpenAI-compatible server on the same GGUF
   through mixaug's ``openai`` provider at concurrency 1 and 8;
-- ``llama-server``: llama.cpp's own C++ server (``--llama-server PATH``, or ``llama-server``
-  on ``PATH``) on the same GGUF as shipped (Q4_K_M kernels), ``-t THREADS``, parallel slots
+- ``llama-server``: llama.cpp's own C++ server (``--llama-server PATH``, ``llama-server``
+  on ``PATH``, or the build of ``scripts/build-llama-server``) on the same GGUF as shipped
+  (Q4_K_M kernels), ``-t THREADS``, parallel slots
   with continuous batching (``-np N -cb``), top-k probabilities per generated token
   (``n_probs``, no ``logits_all``), reached through the ``openai`` provider's completion
   endpoint at concurrency N. Each ``--np`` is its own variant (``llama-server-np4``, ...);
@@ -186,6 +187,13 @@ def run_server(data: Path, n: int, concurrency: int) -> dict[str, Any]:
             proc.wait(timeout=30)
 
 
+def llama_server_binary() -> str | None:
+    """``llama-server`` on PATH, or the build of ``scripts/build-llama-server``."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    built = cache / "mixaug" / "llama-server" / "0.3.36" / "llama-server"
+    return shutil.which("llama-server") or (str(built) if built.is_file() else None)
+
+
 def start_llama_server(
     binary: str, log: Path, *, slots: int, threads: int
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -337,7 +345,7 @@ def main() -> None:
         default="naive,embedded,embedded_transformers,embedded_bf16,server1,server8,llama-server",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="embedded: prompts per batch")
-    parser.add_argument("--llama-server", default=shutil.which("llama-server"),
+    parser.add_argument("--llama-server", default=llama_server_binary(),
                         help="llama.cpp's llama-server binary")  # fmt: skip
     parser.add_argument("--np", default="1,4,8,16", help="llama-server: parallel slots to try")
     parser.add_argument("--threads", type=int, default=2, help="llama-server: -t")

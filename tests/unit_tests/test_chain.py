@@ -1,10 +1,14 @@
+import asyncio
 import math
+import threading
+import time
+from typing import Any
 
 import pytest
 from fakes import FakeCompletionLLM, completion_reply, fake_chat, labelled_reply
 from langchain_core.messages import AIMessage
 
-from mixaug import LabelledItem, ParseFailure, build_mix_chain, get_spec
+from mixaug import LabelledItem, ParseFailure, build_family_chain, build_mix_chain, get_spec
 
 SST2 = get_spec("sst2")
 
@@ -128,3 +132,46 @@ def test_stop_after_is_only_sent_to_models_that_accept_it(anchors: list[dict[str
     step = build_mix_chain(TransformersLLM(), SST2).steps[1]  # type: ignore[attr-defined]
     assert step.call_kwargs["stop_after"] and step.call_kwargs["stop"] == ["\n"]
     assert step.call_kwargs["logprobs"] == 20
+
+
+class SlowScorer(TableScorer):
+    """A scorer that is a remote request: it takes a while, and counts callers in flight."""
+
+    def __init__(self, table: dict[str, float]) -> None:
+        super().__init__(table)
+        self.active = self.peak = 0
+        self.lock = threading.Lock()
+
+    def score_continuations(self, prefix: str, continuations: list[str]) -> list[float]:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(0.03)
+        with self.lock:
+            self.active -= 1
+        return super().score_continuations(prefix, continuations)
+
+
+@pytest.mark.parametrize("family", ["mix", "paraphrase"])
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_concurrency_also_bounds_the_parsers_scoring_requests(
+    anchors: list[dict[str, str]], concurrency: int, family: str
+) -> None:
+    # No logprobs at the label: every item is scored by a request of its own.
+    text, pieces = completion_reply("a fine film", "positive", {})
+    if family == "paraphrase":  # writes a text alone; its label is always scored
+        text, pieces = " a fine film", [(" a", {}), (" fine", {}), (" film", {})]
+    scorer = SlowScorer({" positive": math.log(0.6), " negative": math.log(0.2)})
+    llm = FakeCompletionLLM(replies=[(text, pieces)])
+    if family == "mix":
+        chain: Any = build_mix_chain(llm, SST2, scorer=scorer, concurrency=concurrency)
+    else:
+        chain = build_family_chain(llm, SST2, family, scorer=scorer, concurrency=concurrency)
+    requests = [{"anchors": anchors if family == "mix" else anchors[:1]}] * 8
+    out = chain.batch(requests)
+    assert len(scorer.prefixes) >= 8 and scorer.peak == concurrency
+    scorer.peak = 0
+    asyncio.run(chain.abatch(requests))
+    assert scorer.peak == concurrency
+    items = out if family == "mix" else [x for xs in out for x in xs]
+    assert {i.soft_label_source for i in items} == {"rescored"}

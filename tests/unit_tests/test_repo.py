@@ -28,6 +28,20 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert f"{tests} || exit 1" in ci
 
 
+def test_the_llama_server_ci_builds_is_the_pinned_llama_cpp() -> None:
+    # CI builds llama-server from the llama.cpp that the test extras' llama-cpp-python
+    # vendors; the batching-server tests look for that version's build.
+    pin = re.search(
+        r'"llama-cpp-python\[server\]==([\d.]+)"', (ROOT / "pyproject.toml").read_text()
+    )
+    script = (ROOT / "scripts" / "build-llama-server").read_text()
+    tests = (ROOT / "tests" / "integration_tests" / "llama_server.py").read_text()
+    assert pin is not None
+    assert f'version="${{1:-{pin[1]}}}"' in script
+    assert f'LLAMA_SERVER_VERSION = "{pin[1]}"' in tests
+    assert "scripts/build-llama-server" in (ROOT / ".ci" / "run").read_text()
+
+
 @pytest.mark.parametrize("config", sorted((ROOT / "examples" / "configs").glob("*.yaml")))
 def test_example_configs_validate(config: Path) -> None:
     load_config(config)

@@ -22,6 +22,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompt_values import ChatPromptValue, PromptValue, StringPromptValue
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
+from langchain_core.runnables.utils import Input, Output
 from pydantic import ConfigDict, Field, field_validator
 from typing_extensions import override
 
@@ -308,7 +309,8 @@ def build_family_chain(
             label need logprobs they can't get and fail with ``no_logprobs``.
         top_logprobs: alternatives requested per token.
         stop: stop strings (default: the family's).
-        concurrency: one request per prompt with this many in flight (remote).
+        concurrency: one request per prompt with this many in flight (remote);
+            the parser's scoring requests are held to the same number.
         n_items: items an ``instruct`` prompt asks for (scales ``max_tokens``).
         **kwargs: extra call arguments for the model.
 
@@ -333,4 +335,15 @@ def build_family_chain(
         n_items=n_items,
         **kwargs,
     )
-    return prompt | step | FamilyParser(spec=spec, family=prompt.family, scorer=scorer_)
+    parser = FamilyParser(spec=spec, family=prompt.family, scorer=scorer_)
+    return prompt | step | bounded(parser, concurrency)
+
+
+def bounded(parser: Runnable[Input, Output], concurrency: int | None) -> Runnable[Input, Output]:
+    """``parser`` whose ``batch`` parses at most ``concurrency`` generations at once.
+
+    Parsing may score label words through the provider (one request each), so a
+    chain's ``concurrency`` bounds those requests too; ``None`` leaves LangChain's
+    default (a local scorer sends no requests).
+    """
+    return parser if concurrency is None else parser.with_config(max_concurrency=concurrency)

@@ -21,6 +21,7 @@ from mixaug.chains.families.base import FAMILIES, PromptFamily, register_family
 from mixaug.chains.families.chain import (
     FamilyPromptTemplate,
     ParseContext,
+    bounded,
     family_steps,
     parse_generation,
 )
@@ -169,4 +170,4 @@ def build_mix_chain(
         concurrency=concurrency,
         **kwargs,
     )
-    return prompt | step | SoftLabelParser(spec=spec, scorer=scorer_)
+    return prompt | step | bounded(SoftLabelParser(spec=spec, scorer=scorer_), concurrency)
