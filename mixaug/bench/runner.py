@@ -42,7 +42,7 @@ from mixaug.chains.families import FAMILIES, get_family
 from mixaug.config import LLMConfig
 from mixaug.errors import ConfigError
 from mixaug.io import write_json_atomic, write_jsonl_atomic
-from mixaug.providers import llm_settings
+from mixaug.providers import get_provider, llm_settings
 from mixaug.records import Example, SyntheticRecord
 from mixaug.specs import TaskSpec
 from mixaug.training.args import TrainingArguments
@@ -804,6 +804,8 @@ def run_bench(
         "test": bench.splits.test_source,
         "test_examples": len(bench.splits.test),
         "config": cfg.model_dump(mode="json"),
+        # What ``engine: auto`` resolved to (``None``: the model runs elsewhere).
+        "engine": get_provider(cfg.llm.provider).engine(cfg.llm),
         "aggregate": agg,
         "table": table,
         "generation_table": gen_table,

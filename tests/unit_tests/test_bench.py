@@ -179,6 +179,9 @@ def test_bench_end_to_end_with_cached_generation(
     assert "| tiny: parse rate / made÷asked | 5% | 10% |" in table
     assert "| mix-soft | " in table.split("parse rate")[1]
     assert (out / "plot.png").read_bytes()[:4] == b"\x89PNG"
+    written = json.loads((out / "summary.json").read_text())
+    assert written["config"]["llm"]["engine"] == "auto"
+    assert written["engine"] in {"llamacpp", "transformers"}  # what auto resolved to
     assert {a["method"] for a in summary["aggregate"]} == {
         "noaug",
         "mix-plain-hard",
