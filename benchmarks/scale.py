@@ -2,7 +2,8 @@
 and against one batching model server.
 
     python benchmarks/scale.py [--data DIR] [--n 48] [--model gemma3-270m]
-        [--workers 1,2] [--batch-size 16] [--llama-server PATH] [--slots 8] [--json]
+        [--workers 1,2] [--batch-size 16] [--llama-server PATH] [--slots 8]
+        [--variants local,ray,server] [--json]
 
 Each variant is the real CLI in its own process on SST-2's training split (seed 0,
 ``--labels lm``: the LM's own soft labels, so the driver runs no labeller), from a cold
@@ -96,13 +97,16 @@ def main() -> None:
     parser.add_argument("--llama-server", default=llama_server_binary(),
                         help="llama.cpp's llama-server binary")  # fmt: skip
     parser.add_argument("--slots", type=int, default=8, help="llama-server -np")
-    parser.add_argument("--variants", default="local,ray,server",
-                        help="which groups to run: local, ray, server")  # fmt: skip
+    parser.add_argument("--variants",
+                        help="groups to run: local, ray, server (default: all; server "
+                        "only with a llama-server binary)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one line of JSON")
     args = parser.parse_args()
     data = Path(args.data)
     rows: list[dict[str, Any]] = []
-    groups = set(args.variants.split(","))
+    groups = set((args.variants or "local,ray,server").split(","))
+    if args.variants is None and not args.llama_server:
+        groups.discard("server")
     if "server" in groups and not args.llama_server:
         parser.error("no llama-server binary: pass --llama-server PATH or drop 'server'")
     with tempfile.TemporaryDirectory() as tmp:
