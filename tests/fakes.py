@@ -143,3 +143,15 @@ class KeywordEmbedding:
 
     def embed_query(self, text: str) -> list[float]:
         return self._vec(text)
+
+
+def near_copies(base: int, copies: int, dim: int, noise: float, seed: int) -> Any:
+    """Unit vectors, shuffled: ``base`` random ones and ``copies`` noisy copies of them
+    (float32; a numpy array), so a set has near duplicates and distinct rows both."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(base, dim)).astype(np.float32)
+    near = rows[rng.integers(0, base, copies)] + noise * rng.normal(size=(copies, dim))
+    v = np.concatenate([rows, near.astype(np.float32)])[rng.permutation(base + copies)]
+    return v / np.linalg.norm(v, axis=1, keepdims=True)

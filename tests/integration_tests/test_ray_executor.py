@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes import near_copies
 from mixaug_cli import augment_cmd
 
 pytest.importorskip("ray")
@@ -131,16 +132,10 @@ def test_a_cluster_that_is_not_there_stops_the_run_clearly(smollm2: str, tmp_pat
 
 
 def test_dedup_shards_run_as_ray_tasks_with_the_same_result() -> None:
-    import numpy as np
-
     from mixaug.dedup import near_duplicate_mask
     from mixaug.executors import ray_near_pairs
 
-    rng = np.random.default_rng(5)
-    base = rng.normal(size=(2000, 64)).astype(np.float32)
-    copies = base[rng.integers(0, 2000, 3000)] + 0.03 * rng.normal(size=(3000, 64))
-    v = np.concatenate([base, copies.astype(np.float32)])[rng.permutation(5000)]
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = near_copies(2000, 3000, 64, 0.03, seed=5)
     here = near_duplicate_mask(v, 0.95, shard_rows=512)
     on_ray = near_duplicate_mask(v, 0.95, shard_rows=512, map_shards=ray_near_pairs(v, 0.95))
     assert on_ray.tolist() == here.tolist()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import near_copies
 
 from mixaug.dedup import Deduplicator, LSHIndex, normalise_text
 
@@ -136,14 +137,8 @@ def test_near_duplicates_follow_the_sequential_rule_across_and_within_batches() 
 def test_sharded_near_duplicate_mask_keeps_what_the_sequential_rule_keeps() -> None:
     from mixaug.dedup import near_duplicate_mask
 
-    rng = np.random.default_rng(3)
-    base = rng.normal(size=(120, 16)).astype(np.float32)
-    copies = base[rng.integers(0, 120, 280)] + 0.05 * rng.normal(size=(280, 16))
-    v = np.concatenate([base, copies.astype(np.float32)])[rng.permutation(400)]
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    reference: list[bool] = []  # keep unless an earlier kept row is that close
-    for i in range(len(v)):
-        reference.append(not any(float(v[i] @ v[j]) >= 0.95 for j in range(i) if reference[j]))
+    v = near_copies(120, 280, 16, 0.05, seed=3)
+    reference = [not dup for dup in _sequential_reference(v, 0.95)]  # True: kept
     calls: list[list[tuple[int, int]]] = []
 
     def in_order(shards: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
