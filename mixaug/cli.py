@@ -237,9 +237,10 @@ def _resolve_validation(job: _AugmentJob, args: argparse.Namespace) -> None:
         job.settings["val"] = file_hash(args.val)
         job.settings["guard"] = bool(args.guard)
     if args.guard:
-        from mixaug.recipe import split_validation
+        from mixaug.recipe import RecipeConfig, split_validation
 
-        split_validation(job.val_examples, 0.5, cfg.seed)  # too small to split: refused now
+        if RecipeConfig().searches(len(job.val_examples)):  # a small --val is not split
+            split_validation(job.val_examples, 0.5, cfg.seed)  # too small to split: refused now
     if cfg.labels.quotas == "val" and not job.val_examples:
         msg = "quotas 'val' spread n like the validation data's classes: pass --val FILE."
         raise ConfigError(msg)
@@ -542,7 +543,12 @@ def _augment_guard(
     if not args.quiet:
         _err("[mixaug] guard: training with and without the records on --val ...")
     report, weight = guard_records(
-        job.examples, job.val_examples, records, labels=job.spec.label_names, seed=job.cfg.seed
+        job.examples,
+        job.val_examples,
+        records,
+        labels=job.spec.label_names,
+        seed=job.cfg.seed,
+        fixed_weight=job.cfg.labels.synthetic_weight or 1.0,
     )
     return report.model_dump(mode="json") | {"synthetic_weight": weight}
 
@@ -615,10 +621,15 @@ def _build_labeller(
 ) -> tuple[Any, list[Any]]:
     """The record labeller: chosen on --val's selection half with --guard, else the config's."""
     from mixaug.labelmix import fit_record_labeller
-    from mixaug.recipe import choose_record_labeller, split_validation
+    from mixaug.recipe import RecipeConfig, choose_record_labeller, split_validation
 
     say = _logger(args)
-    if args.guard:
+    if args.guard and not RecipeConfig().searches(len(val)):
+        say(
+            f"{len(val)} validation examples: too few to choose the labeller on; "
+            "the default labeller is used and all of --val guards"
+        )
+    if args.guard and RecipeConfig().searches(len(val)):
         selection, _ = split_validation(val, 0.5, cfg.seed)
         say(f"choosing the labeller on {len(selection)} validation examples ...")
         labeller, choices = choose_record_labeller(
@@ -820,7 +831,7 @@ def cmd_recipe(args: argparse.Namespace) -> int:
     from mixaug.data import check_labels, load_examples
     from mixaug.io import write_json_atomic, write_text_atomic
     from mixaug.providers import build_scorer
-    from mixaug.recipe import run_recipe
+    from mixaug.recipe import RecipeConfig, run_recipe
     from mixaug.selectors import make_selector
 
     cfg = load_config(args.config)
@@ -840,7 +851,10 @@ def cmd_recipe(args: argparse.Namespace) -> int:
         batch_size=cfg.llm.batch_size, top_logprobs=cfg.llm.top_logprobs,
         scorer=build_scorer(cfg.llm, llm),
     )  # fmt: skip
-    result = run_recipe(examples, val, pool.records, llm=llm, spec=spec, seed=cfg.seed, log=say)
+    result = run_recipe(
+        examples, val, pool.records, llm=llm, spec=spec, seed=cfg.seed, log=say,
+        config=RecipeConfig(search=args.search),
+    )  # fmt: skip
     rep = result.report
     document: dict[str, Any] = {"task": spec.name if not isinstance(task, dict) else task}
     if rep.ratio is not None:  # none when the real data alone won: no n to suggest
@@ -1042,6 +1056,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "training": _training_args(args).model_dump(),
         "encoder": args.encoder,
         "val_size": args.val_size,
+        "protocol": args.protocol,
         "test_size": args.test_size,
     }
     try:
@@ -1481,7 +1496,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: noaug, eda, bt, mix-soft/mix-hard (the recipe), "
         "mix-plain-soft/-hard (GPT3Mix as published), abl-* (the recipe without one step), "
         "mix-sungen (the recipe with SunGen record weights), "
+        "noaug-prior (NoAug, logits adjusted to the validation class prior), "
         "setfit (on the sub-sample), setfit-8/setfit-16 (SetFit on 8 or 16 per class), "
+        "setfit-mix/setfit-8-mix/setfit-16-mix (the same plus the recipe's records), "
         "and <family>-hard/-soft for the prompt families "
         + ", ".join(f.method_prefix for f in FAMILIES.values() if f.name != "mix"),
     )
@@ -1496,7 +1513,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="results folder")
     b.add_argument("--config", help="YAML config (its llm: the mix generator)")
     b.add_argument("--encoder", help="local HF encoder folder (default: all-MiniLM-L6-v2)")
-    b.add_argument("--val-size", type=int, default=500, dest="val_size")
+    b.add_argument(
+        "--val-size",
+        type=int,
+        default=500,
+        dest="val_size",
+        help="paper protocol: validation examples every method shares (default 500)",
+    )
+    b.add_argument(
+        "--protocol",
+        choices=["paper", "few-shot"],
+        default="paper",
+        help="paper: one validation set of --val-size for all; few-shot: per level and seed "
+        "a validation set as large as the sub-sample, disjoint from it (what a few-shot "
+        "user has)",
+    )
     b.add_argument("--test-size", type=int, dest="test_size", help="cap on test examples")
     _add_training_flags(b)
     b.set_defaults(func=cmd_bench)
@@ -1512,6 +1543,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--config", help="YAML config (its llm: the generator)")
     r.add_argument("--ratio", type=int, default=5, help="pool size per real example")
     r.add_argument("--max-synthetic", type=int, default=256, dest="max_synthetic")
+    r.add_argument(
+        "--search",
+        choices=["auto", "validation", "fixed"],
+        default="auto",
+        help="choose the settings on half of --val (validation), keep the defaults (fixed), "
+        "or search only when --val has 200 examples or more (auto, the default)",
+    )
     r.add_argument("--overwrite", action="store_true")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_recipe)

@@ -103,6 +103,27 @@ class RecipeConfig(BaseModel):
     guard_share: float = Field(default=0.5, gt=0.0, lt=1.0)
     """Share of the validation set kept for the guard."""
     k: int = Field(default=2, ge=1)
+    search: Literal["auto", "validation", "fixed"] = "auto"
+    """How the settings are chosen. ``validation``: the search above, on one part of the
+    validation set, with the guard on the other. ``fixed``: no search, the shipped
+    defaults (``fixed_labeller``, ``fixed_ratio``, ``fixed_weight``, quotas like the real
+    data), and the whole validation set is the guard's, since nothing was chosen on it.
+    ``auto`` (the default) searches only with at least ``min_search`` validation
+    examples: on a few-shot validation set (as many examples as the training set, say)
+    a choice among dozens of settings is noise (docs/effect.md, few-shot protocol)."""
+    min_search: int = Field(default=200, ge=4)
+    """Validation examples ``auto`` needs before it searches."""
+    fixed_labeller: LabelMixConfig = Field(default_factory=lambda: LabelMixConfig(sharpen=4.0))
+    """The labeller of ``fixed``: ``augment``'s default (prior-calibrated LM × centroid
+    teacher, 1:1, label power 4)."""
+    fixed_ratio: float = Field(default=5.0, gt=0.0)
+    fixed_weight: float = Field(default=1.0, gt=0.0)
+
+    def searches(self, validation_size: int) -> bool:
+        """Whether a validation set of ``validation_size`` examples is searched on."""
+        if self.search == "auto":
+            return validation_size >= self.min_search
+        return self.search == "validation"
 
 
 class GuardReport(BaseModel):
@@ -140,6 +161,8 @@ class RecipeReport(BaseModel):
     guard: GuardReport | None
     vetoed: bool = False
     """The guard said the chosen records do not help, so none are used."""
+    searched: bool = True
+    """Settings chosen on validation (``False``: the fixed defaults, see ``search``)."""
 
 
 class RecipeResult(BaseModel):
@@ -349,21 +372,43 @@ def run_recipe(
         msg = "the recipe needs real labelled examples"
         raise DataError(msg)
     args, cache = _frozen(training, feature_cache)
-    selection, guard = split_validation(validation, cfg.guard_share, seed)
+    searched = cfg.searches(len(validation))
+    if searched:
+        selection, guard = split_validation(validation, cfg.guard_share, seed)
+    else:  # nothing is chosen on validation: all of it early-stops and guards
+        if not validation:
+            msg = "the recipe needs labelled validation examples (for early stopping and the guard)"
+            raise DataError(msg)
+        selection = guard = list(validation)
+        say(
+            f"{len(validation)} validation examples: too few to choose settings on "
+            f"(a search needs {cfg.min_search}); using the fixed defaults"
+        )
     labels = list(spec.label_names)
     scorer = score or (lambda items: score_texts(llm, spec, items))
     fit = _Fit(labels, args, encoder, cache)
     search = _Search(cfg, labels, list(real), selection, fit, seed, scorer, say)
-    search.fit_teachers(encoder, args, cache)
-    labeller, choices, chosen = search.choose_labeller()
+    if searched:
+        search.fit_teachers(encoder, args, cache)
+        labeller, choices, chosen = search.choose_labeller()
+    else:
+        labeller, choices, chosen = search.fixed_labeller(encoder, args, cache), [], None
     pools, drop = search.relabel(list(records), labeller, record_lm, encoder, args, cache)
-    best, rows = search.settings(pools)
+    best, rows = search.settings(pools) if searched else search.fixed_settings(pools)
     used: list[SyntheticRecord] = best["records"]
 
     report = None
-    if cfg.guard:  # with vs without, on the held-out half
+    if cfg.guard:  # with vs without, on the held-out half (all of validation when fixed)
         report = guard_gain(
-            search.fit, real, used, float(best["weight"]), selection, guard, seed, cfg.guard_seeds
+            search.fit,
+            real,
+            used,
+            float(best["weight"]),
+            selection,
+            guard,
+            seed,
+            cfg.guard_seeds,
+            benefit_of_doubt=not searched,
         )
         say(report.verdict)
     vetoed = bool(cfg.veto and report is not None and used and not report.helps)
@@ -377,7 +422,9 @@ def run_recipe(
         training=(training or args).model_copy(
             update={"synthetic_weight": float(best["weight"]) or 1.0}
         ),
-        report=_report(labeller, choices, chosen, best, rows, used, drop, report, vetoed),
+        report=_report(
+            labeller, choices, chosen, best, rows, used, drop, report, vetoed
+        ).model_copy(update={"searched": searched}),
         selection_set=selection,
         guard_set=guard,
     )
@@ -448,6 +495,8 @@ class _Search:
         self.fit, self.seed, self.scorer, self.say = fit, seed, scorer, say
         self.teachers: dict[str, Teacher] = {}
         self.real_scores: LMScores | None = None
+        self.fixed_power: float | None = None
+        """The one label power of the ``fixed`` search (the fixed labeller's own)."""
 
     def fit_teachers(self, encoder: str | None, args: TrainingArguments, cache: Any) -> None:
         for name in self.cfg.teachers:
@@ -503,6 +552,72 @@ class _Search:
         )
         return labeller, choices, chosen
 
+    def fixed_labeller(self, encoder: str | None, args: TrainingArguments, cache: Any) -> Labeller:
+        """``fixed_labeller`` (or ``labeller``), fitted on the real examples alone."""
+        cfg, labels, real = self.cfg, self.labels, self.real
+        lab_cfg = cfg.labeller or cfg.fixed_labeller
+        counts = Counter(e.label for e in real)
+        prior = np.array([counts[c] for c in labels], dtype=float)
+        labeller = Labeller(lab_cfg, labels=labels, target_prior=prior / prior.sum())
+        if lab_cfg.teacher != "none" and lab_cfg.teacher_weight > 0:
+            self.teachers[lab_cfg.teacher] = Teacher(
+                lab_cfg.teacher,
+                labels=labels,
+                encoder=encoder,
+                args=args.model_copy(update={"seed": self.seed}),
+                feature_cache=cache,
+            ).fit(real, self.selection)
+        if lab_cfg.calibration == "hidden":
+            try:
+                self.real_scores = self.scorer(
+                    anchored(real, [e.text for e in real], cfg.k, self.seed + 2)
+                )
+                labeller.fit_hidden(self.real_scores, [e.label for e in real])
+            except (ModelError, DataError) as e:
+                self.say(f"hidden-state calibration is not possible here ({e}); using prior")
+                labeller = Labeller(
+                    lab_cfg.model_copy(update={"calibration": "prior"}),
+                    labels=labels,
+                    target_prior=prior / prior.sum(),
+                )
+        self.fixed_power = labeller.config.sharpen
+        labeller = labeller.with_sharpen(1.0)  # the power is applied per pool, as searched
+        self.say(f"labeller {lab_cfg.describe()} (fixed; nothing chosen on validation)")
+        return labeller
+
+    def fixed_settings(
+        self, pools: dict[float, list[SyntheticRecord]]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The fixed ratio and weight, quotas like the real data: no classifier is trained."""
+        cfg, labels = self.cfg, self.labels
+        power = self.powers[0]
+        counts = Counter(e.label for e in self.real)
+        keep, surplus = self._fill(
+            pools[power], quotas_for({c: counts[c] for c in labels}, cfg.fixed_ratio, None)
+        )
+        chosen = [pools[power][i] for i in keep]
+        if not cfg.hard and cfg.prior_match:
+            chosen = match_label_prior(chosen, labels)
+        if cfg.reweight == "sungen" and chosen:
+            from mixaug.training.reweight import SunGenConfig, sungen_reweight
+
+            chosen = sungen_reweight(
+                self.real, chosen, labels, self.fit.features, SunGenConfig(seed=self.seed)
+            )
+        if not chosen:
+            best: dict[str, Any] = {"ratio": 0, "prior": None, "weight": 0.0,
+                                    "sharpen": None, "synthetic": 0, "accuracy": None,
+                                    "records": []}  # fmt: skip
+            return best, [{k: v for k, v in best.items() if k != "records"}]
+        row = {"ratio": cfg.fixed_ratio, "prior": "real", "weight": cfg.fixed_weight,
+               "sharpen": None if cfg.hard else power, "synthetic": len(chosen),
+               "accuracy": None, "surplus": dict(surplus)}  # fmt: skip
+        self.say(
+            f"fixed: ratio {cfg.fixed_ratio:g}, real prior, weight {cfg.fixed_weight:g}: "
+            f"{len(chosen)} records"
+        )
+        return row | {"records": chosen}, [row]
+
     def _teachers_only(
         self, texts: list[str], gold: list[str], sel_teacher: dict[str, np.ndarray]
     ) -> tuple[Labeller, list[LabellerChoice]]:
@@ -550,7 +665,11 @@ class _Search:
 
     @property
     def powers(self) -> list[float]:
-        return [1.0] if self.cfg.hard else list(dict.fromkeys(self.cfg.sharpen))
+        if self.cfg.hard:
+            return [1.0]
+        if self.fixed_power is not None:
+            return [self.fixed_power]
+        return list(dict.fromkeys(self.cfg.sharpen))
 
     def settings(
         self, pools: dict[float, list[SyntheticRecord]]
@@ -624,8 +743,17 @@ def guard_gain(
     guard: Sequence[Example],
     seed: int,
     seeds: int,
+    *,
+    benefit_of_doubt: bool = False,
 ) -> GuardReport:
-    """Accuracy on ``guard`` with and without ``synthetic``, over ``seeds`` training seeds."""
+    """Accuracy on ``guard`` with and without ``synthetic``, over ``seeds`` training seeds.
+
+    With ``benefit_of_doubt`` (the fixed recipe, whose settings were not chosen on
+    validation) the records count as not helping only when the gain is below minus one
+    standard error of an accuracy difference on ``len(guard)`` examples: on a few dozen
+    examples one text is several points, and a coin-flip veto would throw away records
+    that help as often as ones that hurt.
+    """
     with_s: list[float] = []
     without: list[float] = []
     for i in range(seeds):
@@ -641,7 +769,15 @@ def guard_gain(
     gain = statistics.fmean(gains)
     spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
     n = len(guard)
-    if not synthetic:
+    base = statistics.fmean(without)
+    noise = 100 * math.sqrt(2 * max(base * (1 - base), 0.05) / max(n, 1))
+    if benefit_of_doubt and synthetic and -noise <= gain <= max(spread, 0.0):
+        verdict = (
+            f"too few validation examples to tell: {gain:+.1f} ± {spread:.1f} points on {n} "
+            f"examples (one standard error here is {noise:.1f}); the records are used"
+        )
+        helps = True
+    elif not synthetic:
         verdict = (
             "augmentation does not help here: no setting beat the real data alone on "
             "validation, so no synthetic record is used"
@@ -739,12 +875,33 @@ def guard_records(
     share: float = 0.5,
     training: TrainingArguments | None = None,
     encoder: str | None = None,
+    min_search: int = 200,
+    fixed_weight: float = 1.0,
 ) -> tuple[GuardReport, float]:
     """The guard for records already made: (report, the synthetic weight it chose).
 
     The weight is chosen on one half of ``validation`` (frozen encoder + 2 FC), the
-    gain measured on the other half with ``seeds`` training seeds.
+    gain measured on the other half with ``seeds`` training seeds. A validation set of
+    fewer than ``min_search`` examples is too small to choose on: the weight stays
+    ``fixed_weight`` and the gain is measured on all of it, with the benefit of the
+    doubt (:func:`guard_gain`), as :func:`run_recipe`'s ``fixed`` search does.
     """
+    if len(validation) < min_search:
+        from mixaug.training.args import TrainingArguments
+        from mixaug.training.features import FeatureCache
+
+        if not validation:
+            msg = "the guard needs labelled validation examples"
+            raise DataError(msg)
+        args = (
+            training or TrainingArguments(freeze_encoder=True, epochs=30, patience=5)
+        ).model_copy(update={"freeze_encoder": True})
+        fit = _Fit(labels, args, encoder, FeatureCache(per_text=True))
+        val = list(validation)
+        report = guard_gain(
+            fit, real, list(records), fixed_weight, val, val, seed, seeds, benefit_of_doubt=True
+        )
+        return report, fixed_weight
     sel, held = split_validation(validation, share, seed)
     from mixaug.training.args import TrainingArguments
 

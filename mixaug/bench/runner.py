@@ -33,11 +33,12 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mixaug.bench.splits import Splits, balanced_subsample, load_splits
+from mixaug.baselines.setfit import SetFitMode
+from mixaug.bench.splits import Splits, balanced_subsample, load_splits, matched_sample
 from mixaug.chains.families import FAMILIES, get_family
 from mixaug.config import LLMConfig
 from mixaug.errors import ConfigError
@@ -83,6 +84,12 @@ VARIANTS: dict[str, dict[str, Any]] = {"mix-sungen": {"reweight": "sungen"}}
 SETFIT_SHOTS: dict[str, int] = {"setfit-8": 8, "setfit-16": 16}
 """SetFit on a fixed number of real examples per class (its paper's setting), whatever the
 level: the peer a user with that many labels would pick instead of augmenting."""
+SETFIT_MIX: dict[str, int | None] = {"setfit-mix": None, "setfit-8-mix": 8, "setfit-16-mix": 16}
+"""SetFit on the real examples plus the default recipe's records (on the level's
+sub-sample, or on 8/16 real examples per class as ``setfit-8``/``setfit-16``)."""
+SETFIT_MIX_MODE: SetFitMode = "hard"
+"""How ``setfit-*-mix`` gives SetFit the records (:mod:`mixaug.baselines.setfit`):
+measured by ``benchmarks/setfit_mix.py`` (docs/effect.md)."""
 RECIPE_METHODS = frozenset({"mix-soft", "mix-hard", *ABLATIONS, *VARIANTS})
 """Methods that run :func:`mixaug.recipe.run_recipe` on targeted GPT3Mix records."""
 
@@ -95,6 +102,9 @@ def recipe_config(method: str) -> Any:
     # The bench trains the recipe's records even when the guard would veto them, so both
     # are measured: a vetoed run is the NoAug run by construction, and
     # benchmarks/effect.py applies the veto from the row's guard (abl-noveto: as trained).
+    # The SetFit rows use the records the default recipe ships (veto applied).
+    if method in SETFIT_MIX:
+        return RecipeConfig()
     return RecipeConfig.model_validate({"guard": method == "mix-soft", "veto": False, **changes})
 
 
@@ -110,7 +120,9 @@ def all_methods() -> tuple[Method, ...]:
         for form in ("hard", "soft")
     ]
     return (
-        *METHODS,
+        *METHODS[:1],
+        "noaug-prior",
+        *METHODS[1:],
         *families,
         "mix-plain-hard",
         "mix-plain-soft",
@@ -118,6 +130,7 @@ def all_methods() -> tuple[Method, ...]:
         *VARIANTS,
         "setfit",
         *SETFIT_SHOTS,
+        *SETFIT_MIX,
     )
 
 
@@ -129,7 +142,7 @@ def method_family(method: str) -> str:
     """What makes ``method``'s synthetic data: a prompt family, ``eda`` or ``bt``."""
     if method in ("eda", "bt"):
         return method
-    if method in RECIPE_METHODS or method.startswith("mix-"):
+    if method in RECIPE_METHODS or method in SETFIT_MIX or method.startswith("mix-"):
         return "mix"
     prefix = method.rsplit("-", 1)[0]
     for f in FAMILIES.values():
@@ -162,6 +175,13 @@ class BenchConfig(BaseModel):
     encoder: str | None = None
     """Local HF encoder folder (default: the packaged all-MiniLM-L6-v2)."""
     val_size: int = Field(default=500, ge=1)
+    """``paper`` protocol: validation examples (a fixed subset of dev, or carved from train)."""
+    protocol: Literal["paper", "few-shot"] = "paper"
+    """``paper``: every method early-stops (and the recipe chooses) on the same
+    ``val_size`` validation examples. ``few-shot``: each (level, seed) gets its own
+    validation set, drawn from the pool with the sub-sample's class counts and none of
+    its texts (LM-BFF: as many validation examples as training ones), and every method
+    sees only that one."""
     test_size: int | None = Field(default=None, ge=1)
     """Cap on test examples (a fixed random subset; ``None``: all)."""
 
@@ -213,6 +233,12 @@ class Bench:
     def subsample(self, level: float, seed: int) -> list[Example]:
         """The class-balanced sub-sample every method of ``(level, seed)`` trains on."""
         return balanced_subsample(self.splits.pool, level, seed=seed)
+
+    def validation(self, level: float, seed: int, sub: list[Example]) -> list[Example]:
+        """What every method of ``(level, seed)`` may validate on (see ``protocol``)."""
+        if self.cfg.protocol == "paper":
+            return self.splits.validation
+        return matched_sample(self.splits.pool, sub, seed=seed * 100_003 + round(level * 1e6))
 
     def synthetic(
         self, method: Method, level: float, seed: int
@@ -366,23 +392,33 @@ class Bench:
     ) -> dict[str, Any]:
         """Train and test one method on one sub-sample; returns the result row."""
         if method == "setfit":
-            return self._setfit(level, seed, sub)
+            return self._setfit(method, level, seed, sub)
         if method in SETFIT_SHOTS:
-            shots = balanced_subsample(
-                self.splits.pool, 0.0, seed=seed, min_per_class=SETFIT_SHOTS[method]
-            )
-            return self._setfit(level, seed, shots) | {"method": method}
-        train, args, val_set, gen, extra = self._training_data(method, level, seed, sub)
-        out, metrics = self._fit_and_test(train, args, val_set, seed)
+            return self._setfit(method, level, seed, self.shots(seed, SETFIT_SHOTS[method]))
+        if method in SETFIT_MIX:
+            shots = SETFIT_MIX[method]
+            real = sub if shots is None else self.shots(seed, shots)
+            return self._setfit(method, 0.0 if shots else level, seed, real, mix=True) | {
+                "level": level
+            }
+        val = self.validation(level, seed, sub)
+        train, args, val_set, gen, extra = self._training_data(method, level, seed, sub, val)
+        out, metrics = self._fit_and_test(train, args, val_set, seed, val)
+        if method == "noaug-prior":  # NoAug, its logits moved to the validation prior
+            metrics = metrics | metrics["adjusted"]
         return {
             "dataset": self.splits.name,
             "level": level,
             "seed": seed,
             "method": method,
+            "protocol": self.cfg.protocol,
             "n_real": len(sub),
+            "n_validation": len(val),
             "n_synthetic": sum(train.synthetic),
             "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"],
+            "mcc": metrics["mcc"],
+            "adjusted": metrics["adjusted"],
             "test_loss": metrics["loss"],
             "test_examples": metrics["examples"],
             "steps": out.steps,
@@ -396,23 +432,27 @@ class Bench:
             **extra,
         }
 
+    def shots(self, seed: int, per_class: int) -> list[Example]:
+        """``per_class`` real examples of each class (SetFit's setting), seeded."""
+        return balanced_subsample(self.splits.pool, 0.0, seed=seed, min_per_class=per_class)
+
     def _training_data(
-        self, method: Method, level: float, seed: int, sub: list[Example]
+        self, method: Method, level: float, seed: int, sub: list[Example], val: list[Example]
     ) -> tuple[Any, TrainingArguments, list[Example], dict[str, Any], dict[str, Any]]:
         """(train set, args, early-stopping set, generation stats, extra row fields)."""
         from mixaug.training import TextDataset
 
         args = self.cfg.training.model_copy(update={"seed": seed})
-        if method == "noaug":
-            return TextDataset.build(sub, labels=self.labels), args, self.splits.validation, {}, {}
+        if method in ("noaug", "noaug-prior"):
+            return TextDataset.build(sub, labels=self.labels), args, val, {}, {}
         if method in RECIPE_METHODS:
             made, gen, cached = self._synthetic(method, sub, level, seed, anchors="targeted")
             pool = cast(list[SyntheticRecord], made)  # a prompt family's records
-            records, r_args, val_set, extra = self._recipe(method, sub, pool, seed, args)
+            records, r_args, val_set, extra = self._recipe(method, sub, pool, seed, args, val)
             if records:
                 args = r_args
             else:  # the recipe chose the real data alone: that is exactly ``noaug``
-                val_set = self.splits.validation
+                val_set = val
             train = TextDataset.build(sub, records, labels=self.labels)
             return train, args, val_set, gen | {"cached": cached}, extra
         syn, gen, cached = self._synthetic(method, sub, level, seed)
@@ -423,12 +463,21 @@ class Bench:
             hard = method.endswith("-hard")
             records_ = cast(list[SyntheticRecord], syn)
             train = TextDataset.build(sub, records_, labels=self.labels, hard_synthetic=hard)
-        return train, args, self.splits.validation, gen | {"cached": cached}, {}
+        return train, args, val, gen | {"cached": cached}, {}
 
     def _fit_and_test(
-        self, train: Any, args: TrainingArguments, val_set: list[Example], seed: int
+        self,
+        train: Any,
+        args: TrainingArguments,
+        val_set: list[Example],
+        seed: int,
+        prior_of: list[Example],
     ) -> tuple[Any, dict[str, Any]]:
-        """Train the classifier (early stopping on ``val_set``); (history, test metrics)."""
+        """Train the classifier (early stopping on ``val_set``); (history, test metrics).
+
+        The metrics hold ``adjusted``: the same classifier's, its logits moved from its
+        training label prior to the class prior of ``prior_of`` (logit adjustment).
+        """
         import torch
 
         from mixaug.training import TextClassifier, TextDataset, Trainer
@@ -444,34 +493,77 @@ class Bench:
         )
         trainer = Trainer(model, args, train, val, feature_cache=self.features)
         out = trainer.train()
-        return out, trainer.evaluate(test)
+        metrics: dict[str, Any] = trainer.evaluate(test)
+        shift = self._adjustment(train_prior(train, args.synthetic_weight), prior_of)
+        adjusted = trainer.evaluate(test, adjustment=shift)
+        metrics["adjusted"] = {k: adjusted[k] for k in ("accuracy", "macro_f1", "mcc")}
+        return out, metrics
 
-    def _setfit(self, level: float, seed: int, sub: list[Example]) -> dict[str, Any]:
-        """SetFit on ``sub`` (contrastive fine-tuning of the same encoder), tested."""
+    def _adjustment(self, trained_on: Any, prior_of: list[Example]) -> Any:
+        from mixaug.training.metrics import class_prior, prior_adjustment
+
+        return prior_adjustment(class_prior([e.label for e in prior_of], self.labels), trained_on)
+
+    def _setfit(
+        self, method: str, level: float, seed: int, sub: list[Example], *, mix: bool = False
+    ) -> dict[str, Any]:
+        """SetFit on ``sub`` (contrastive fine-tuning of the same encoder), tested.
+
+        With ``mix`` the default recipe makes records for ``sub`` (its choices and guard on
+        the protocol's validation set) and SetFit trains on both (:data:`SETFIT_MIX_MODE`).
+        """
         from mixaug.baselines.setfit import setfit_scores
 
+        val = self.validation(level, seed, sub)
+        records: list[SyntheticRecord] = []
+        extra: dict[str, Any] = {}
+        gen: dict[str, Any] = {}
+        weight = 1.0
+        if mix:
+            made, gen, cached = self._synthetic(method, sub, level, seed, anchors="targeted")
+            gen = gen | {"cached": cached}
+            args = self.cfg.training.model_copy(update={"seed": seed})
+            pool = cast(list[SyntheticRecord], made)
+            records, r_args, _, extra = self._recipe(method, sub, pool, seed, args, val)
+            weight = float(r_args.synthetic_weight)
+        prior = [e.label for e in sub] + [r.label for r in records]
+        from mixaug.training.metrics import class_prior
+
         scores = setfit_scores(
-            sub, self.splits.test, labels=self.labels, seed=seed, encoder=self.cfg.encoder
+            sub,
+            self.splits.test,
+            labels=self.labels,
+            seed=seed,
+            encoder=self.cfg.encoder,
+            records=records,
+            mode=SETFIT_MIX_MODE,
+            synthetic_weight=weight,
+            adjustment=self._adjustment(class_prior(prior, self.labels), val),
         )
         return {
             "dataset": self.splits.name,
             "level": level,
             "seed": seed,
-            "method": "setfit",
+            "method": method,
+            "protocol": self.cfg.protocol,
             "n_real": len(sub),
-            "n_synthetic": 0,
+            "n_validation": len(val) if mix else 0,
+            "n_synthetic": len(records),
             "accuracy": scores["accuracy"],
             "macro_f1": scores["macro_f1"],
+            "mcc": scores["mcc"],
+            "adjusted": scores["adjusted"],
             "test_loss": None,
             "test_examples": scores["examples"],
             "steps": None,
             "best_step": None,
             "train_seconds": scores["seconds"],
-            "generation_seconds": 0.0,
-            "generation_cached": False,
-            "n_requested": 0,
-            "parse_rate": None,
-            "completion_tokens": None,
+            "generation_seconds": float(gen.get("seconds", 0.0)),
+            "generation_cached": bool(gen.get("cached", False)),
+            "n_requested": gen.get("requested", 0),
+            "parse_rate": gen.get("parse_rate"),
+            "completion_tokens": gen.get("completion_tokens"),
+            **extra,
         }
 
     def _recipe(
@@ -481,6 +573,7 @@ class Bench:
         syn: list[SyntheticRecord],
         seed: int,
         args: TrainingArguments,
+        val: list[Example],
     ) -> tuple[list[SyntheticRecord], TrainingArguments, list[Example], dict[str, Any]]:
         """Run the recipe of ``method``: (records to train on, args, early-stopping set, row)."""
         from mixaug.recipe import run_recipe
@@ -488,7 +581,7 @@ class Bench:
         t0 = time.perf_counter()
         result = run_recipe(
             sub,
-            self.splits.validation,
+            val,
             syn,
             llm=None,
             spec=self.spec,
@@ -514,6 +607,8 @@ class Bench:
                 "quota_surplus": rep.quota_surplus,
                 "selection": rep.selection,
                 "labeller_candidates": rep.labeller_candidates[:5],
+                "searched": rep.searched,
+                "vetoed": rep.vetoed,
             },
             "recipe_seconds": round(time.perf_counter() - t0, 2),
         }
@@ -580,6 +675,8 @@ class Bench:
         settings = self.cfg.model_dump(
             mode="json", exclude={"levels", "seeds", "methods", "out", "data"}
         )
+        if settings.get("protocol") == "paper":
+            del settings["protocol"]  # rows from before the protocol existed stay valid
         settings["llm"] = {
             k: v
             for k, v in llm_settings(self.cfg.llm).items()
@@ -594,8 +691,10 @@ class Bench:
         methods only; the others are reused.
         """
         fp = base or self.fingerprint()
-        if method not in RECIPE_METHODS:
+        if method not in RECIPE_METHODS and method not in SETFIT_MIX:
             return fp
+        if method in SETFIT_MIX:
+            return _hash([fp, recipe_config(method).model_dump(mode="json"), SETFIT_MIX_MODE])
         return _hash([fp, recipe_config(method).model_dump(mode="json")])
 
     def run(self) -> list[dict[str, Any]]:
@@ -638,9 +737,21 @@ class Bench:
         with results_file.open("a", encoding="utf-8") as fh:
             for level, seed, method in todo:
                 sub = self.subsample(level, seed)
-                row = self.run_one(method, level, seed, sub) | {
-                    "settings": self.row_fingerprint(method, fp)
-                }
+                # SetFit on N per class does not depend on the level: train it once a seed.
+                same = next(
+                    (
+                        r
+                        for (lv, sd, m), r in done.items()
+                        if m == method and sd == seed and _level_free(method)
+                    ),
+                    None,
+                )
+                row = (
+                    (same | {"level": level})
+                    if same is not None
+                    else self.run_one(method, level, seed, sub)
+                    | {"settings": self.row_fingerprint(method, fp)}
+                )
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
                 done[(level, seed, method)] = row
@@ -656,6 +767,28 @@ class Bench:
         return [done[j] for j in jobs]
 
 
+def _level_free(method: str) -> bool:
+    """Whether ``method``'s row is the same at every level (SetFit on N per class)."""
+    return method in SETFIT_SHOTS or SETFIT_MIX.get(method) is not None
+
+
+def train_prior(train: Any, synthetic_weight: float = 1.0) -> Any:
+    """The class prior a classifier trained on ``train`` learns: its targets' weighted mass.
+
+    Laplace-smoothed like :func:`~mixaug.training.metrics.class_prior` (one example's
+    mass added to each class), so a validation set with the training set's class counts
+    adjusts nothing.
+    """
+    import numpy as np
+
+    t = np.asarray(train.targets, dtype=float)
+    w = np.asarray(train.weights, dtype=float) * np.where(
+        np.asarray(train.synthetic, dtype=bool), synthetic_weight, 1.0
+    )
+    mass = (t * w[:, None]).sum(0) + 1.0
+    return mass / mass.sum()
+
+
 def _bar(total: int, desc: str) -> Any:
     if total <= 0:
         return None
@@ -664,38 +797,51 @@ def _bar(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc)
 
 
+METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "mcc")
+"""What every row reports (``mcc``: GLUE's metric for CoLA; rows from before it lack it)."""
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and (sample) standard deviation of accuracy per (method, level)."""
-    groups: dict[tuple[str, float], list[float]] = {}
+    """Mean and (sample) standard deviation per (method, level) of every metric, in points.
+
+    ``mean``/``std`` are accuracy's; ``macro_f1``/``macro_f1_std`` and ``mcc``/``mcc_std``
+    the others' (``None`` where no row has the metric).
+    """
+    groups: dict[tuple[str, float], dict[str, list[float]]] = {}
     parse: dict[tuple[str, float], list[float]] = {}
     fill: dict[tuple[str, float], list[float]] = {}
     for r in rows:
         key = (r["method"], r["level"])
-        groups.setdefault(key, []).append(100 * r["accuracy"])
+        g = groups.setdefault(key, {m: [] for m in METRICS})
+        for m in METRICS:
+            if r.get(m) is not None:
+                g[m].append(100 * r[m])
         if r.get("parse_rate") is not None:
             parse.setdefault(key, []).append(r["parse_rate"])
         if r.get("n_requested"):
             fill.setdefault(key, []).append(r["n_synthetic"] / r["n_requested"])
     out = []
-    for (method, level), accs in groups.items():
-        mean = sum(accs) / len(accs)
-        std = (
-            math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1))
-            if len(accs) > 1
-            else 0.0
-        )
-        out.append(
-            {
-                "method": method,
-                "level": level,
-                "mean": round(mean, 2),
-                "std": round(std, 2),
-                "runs": len(accs),
-                "parse_rate": _mean(parse.get((method, level))),
-                "synthetic_per_requested": _mean(fill.get((method, level))),
-            }
-        )
+    for (method, level), g in groups.items():
+        acc_mean, acc_std = _mean_std(g["accuracy"])
+        row: dict[str, Any] = {
+            "method": method,
+            "level": level,
+            "mean": acc_mean,
+            "std": acc_std,
+            "runs": len(g["accuracy"]),
+        }
+        for m in METRICS[1:]:
+            row[m], row[f"{m}_std"] = _mean_std(g[m]) if g[m] else (None, None)
+        row["parse_rate"] = _mean(parse.get((method, level)))
+        row["synthetic_per_requested"] = _mean(fill.get((method, level)))
+        out.append(row)
     return out
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    mean = sum(xs) / len(xs)
+    std = math.sqrt(sum((a - mean) ** 2 for a in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return round(mean, 2), round(std, 2)
 
 
 def _mean(xs: list[float] | None) -> float | None:
@@ -731,18 +877,24 @@ def generation_table(agg: list[dict[str, Any]], dataset: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def markdown_table(agg: list[dict[str, Any]], dataset: str) -> str:
-    """The paper's layout: one row per method, one column per level, ``mean±std``."""
+def markdown_table(agg: list[dict[str, Any]], dataset: str, metric: str = "accuracy") -> str:
+    """The paper's layout: one row per method, one column per level, ``mean±std``.
+
+    ``metric``: ``accuracy`` (the paper's), ``macro_f1`` or ``mcc``.
+    """
+    mean_key, std_key = ("mean", "std") if metric == "accuracy" else (metric, f"{metric}_std")
     levels = sorted({a["level"] for a in agg})
     methods = [m for m in all_methods() if any(a["method"] == m for a in agg)]
     cell = {(a["method"], a["level"]): a for a in agg}
-    head = f"| {dataset} | " + " | ".join(f"{lv * 100:g}%" for lv in levels) + " |"
+    name = dataset if metric == "accuracy" else f"{dataset} ({metric})"
+    head = f"| {name} | " + " | ".join(f"{lv * 100:g}%" for lv in levels) + " |"
     lines = [head, "|---|" + "---|" * len(levels)]
     for m in methods:
         cells = []
         for lv in levels:
             a = cell.get((m, lv))
-            cells.append("" if a is None else f"{a['mean']:.1f}±{a['std']:.1f}")
+            ok = a is not None and a.get(mean_key) is not None
+            cells.append(f"{a[mean_key]:.1f}±{a[std_key]:.1f}" if ok and a else "")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -793,14 +945,17 @@ def run_bench(
     rows = bench.run()
     agg = aggregate(rows)
     out = Path(cfg.out)
-    table = markdown_table(agg, bench.splits.name)
+    table = "\n".join(markdown_table(agg, bench.splits.name, m) for m in METRICS)
     gen_table = generation_table(agg, bench.splits.name)
     (out / "table.md").write_text(table + ("\n" + gen_table if gen_table else ""), encoding="utf-8")
     png = plot(agg, bench.splits.name, out / "plot.png")
     summary = {
         "dataset": bench.splits.name,
         "task": cfg.task,
-        "validation": bench.splits.validation_source,
+        "protocol": cfg.protocol,
+        "validation": bench.splits.validation_source
+        if cfg.protocol == "paper"
+        else "pool (per level and seed, the sub-sample's size and class counts)",
         "test": bench.splits.test_source,
         "test_examples": len(bench.splits.test),
         "config": cfg.model_dump(mode="json"),

@@ -117,3 +117,33 @@ def balanced_subsample(
         out += rng.sample(by_class[lab], quota[lab])
     rng.shuffle(out)
     return out
+
+
+def matched_sample(pool: Sequence[Example], like: Sequence[Example], *, seed: int) -> list[Example]:
+    """A sample of ``pool`` with the class counts of ``like`` and none of its texts.
+
+    The few-shot protocol's validation set (LM-BFF's ``|D_dev| = |D_train|``): as
+    large as the training sub-sample, class-balanced as it is, disjoint from it. A
+    class with too few examples left gives what it has.
+
+    Example:
+        >>> pool = [Example(text=str(i), label="ab"[i % 2]) for i in range(20)]
+        >>> train = pool[:4]
+        >>> val = matched_sample(pool, train, seed=0)
+        >>> sorted(e.label for e in val), any(e in train for e in val)
+        (['a', 'a', 'b', 'b'], False)
+    """
+    taken = {(e.text, e.label) for e in like}
+    want: dict[str, int] = defaultdict(int)
+    for e in like:
+        want[e.label] += 1
+    by_class: dict[str, list[Example]] = defaultdict(list)
+    for e in pool:
+        if (e.text, e.label) not in taken:
+            by_class[e.label].append(e)
+    rng = random.Random(seed * 7907 + 3)
+    out: list[Example] = []
+    for lab in sorted(want):
+        out += rng.sample(by_class[lab], min(want[lab], len(by_class[lab])))
+    rng.shuffle(out)
+    return out

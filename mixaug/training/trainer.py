@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
@@ -23,7 +25,7 @@ from mixaug.training.args import TrainingArguments
 from mixaug.training.data import TextDataset
 from mixaug.training.features import FeatureCache, encoder_checksum
 from mixaug.training.loss import soft_cross_entropy
-from mixaug.training.metrics import accuracy, macro_f1
+from mixaug.training.metrics import classification_metrics
 from mixaug.training.model import TextClassifier
 
 
@@ -253,8 +255,17 @@ class Trainer:
         return out
 
     @torch.inference_mode()
-    def evaluate(self, dataset: TextDataset | None = None) -> dict[str, float]:
-        """``accuracy``, ``macro_f1``, ``loss`` (cross-entropy) and ``examples`` on a dataset."""
+    def evaluate(
+        self,
+        dataset: TextDataset | None = None,
+        *,
+        adjustment: Sequence[float] | np.ndarray | None = None,
+    ) -> dict[str, float]:
+        """``accuracy``, ``macro_f1``, ``mcc``, ``loss`` (cross-entropy) and ``examples``.
+
+        ``adjustment`` is added to the logits first (post-hoc logit adjustment to another
+        class prior: :func:`mixaug.training.metrics.prior_adjustment`).
+        """
         ds = dataset if dataset is not None else self.eval_dataset
         if ds is None or len(ds) == 0:
             msg = "evaluate needs a non-empty dataset (or an eval_dataset)"
@@ -263,18 +274,19 @@ class Trainer:
             msg = f"dataset labels {ds.labels} differ from the model's {self.model.config.labels}"
             raise DataError(msg)
         self.model.eval()
+        shift = None if adjustment is None else torch.tensor(adjustment, dtype=torch.float32)
         preds: list[int] = []
         total = 0.0
         for i in range(0, len(ds), 64):
             idx = list(range(i, min(i + 64, len(ds))))
             logits = self._logits(ds, idx).float()
+            if shift is not None:
+                logits = logits + shift
             t = torch.tensor([ds.targets[j] for j in idx], dtype=torch.float32)
             total += float(soft_cross_entropy(logits, t)) * len(idx)
             preds += logits.argmax(-1).tolist()
-        gold = ds.gold
         return {
-            "accuracy": round(accuracy(preds, gold), 5),
-            "macro_f1": round(macro_f1(preds, gold, n_classes=len(ds.labels)), 5),
+            **classification_metrics(preds, ds.gold, n_classes=len(ds.labels)),
             "loss": round(total / len(ds), 5),
             "examples": len(ds),
         }

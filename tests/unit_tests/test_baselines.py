@@ -123,5 +123,5 @@ def test_setfit_peer_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real(name, *a)
     )
-    with pytest.raises(ModelError, match="pip install setfit"):
+    with pytest.raises(ModelError, match=r"pip install \"mixaug\[setfit\]\""):
         peer.setfit_scores([Example(text="a", label="x")], [], labels=["x", "y"])

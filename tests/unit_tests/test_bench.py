@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -160,9 +161,10 @@ def test_bench_end_to_end_with_cached_generation(
         if r["method"].startswith("mix-plain"):
             assert r["n_synthetic"] == 2 * r["n_real"]
         else:
-            # The recipe: labels checked on validation (the fake model cannot score
-            # texts, so only the teachers compete), quotas, weight, and the guard.
-            assert r["recipe"]["labeller"].startswith("teacher[")
+            # The recipe on six validation examples: too few to choose settings on, so
+            # the fixed defaults (augment's labeller, no search), quotas, and the guard.
+            assert r["recipe"]["searched"] is False
+            assert r["recipe"]["labeller"] == "lm[prior]xcentroid(1:1)^4"
             assert r["n_synthetic"] == r["recipe"]["synthetic_used"] <= r["n_requested"]
             assert r["guard"]["examples"] > 0 and "verdict" in r["guard"]
             assert len(r["guard"]["with_synthetic"]) == 3
@@ -360,7 +362,8 @@ def test_setfit_peers_train_on_a_fixed_number_per_class(
 
     def fake_setfit(train: list[Example], test: list[Example], **kw: object) -> dict[str, object]:
         seen.append(list(train))
-        return {"accuracy": 0.5, "macro_f1": 0.5, "examples": len(test), "seconds": 0.0}
+        m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
+        return m | {"adjusted": m, "examples": len(test), "seconds": 0.0}
 
     monkeypatch.setattr(peer, "setfit_scores", fake_setfit)
     cfg = BenchConfig(
@@ -372,6 +375,112 @@ def test_setfit_peers_train_on_a_fixed_number_per_class(
     counts = [Counter(e.label for e in s) for s in seen]
     assert counts[0] == {"positive": 8, "negative": 8}
     assert counts[1] == {"positive": 16, "negative": 16}
-    # The same shots at every level (level-independent), other shots for another seed.
-    assert seen[0] == seen[4] and seen[0] != seen[2]  # (level, seed) order
+    # The shots do not depend on the level: trained once per seed (other shots for
+    # another seed), the row repeated at every level.
+    assert len(seen) == 4 and seen[0] != seen[2]
+    assert [r["level"] for r in rows] == [0.05] * 4 + [0.5] * 4
+    assert rows[0] | {"level": 0.5} == rows[4]
     assert all(r["n_real"] in (16, 32) for r in rows)
+
+
+def test_few_shot_validation_is_as_large_as_the_sub_sample_and_disjoint_from_it() -> None:
+    from mixaug.bench.splits import matched_sample
+
+    pool = [Example(text=f"t{i}", label="abc"[i % 3]) for i in range(300)]
+    sub = balanced_subsample(pool, 0.03, seed=4)
+    val = matched_sample(pool, sub, seed=4)
+    assert Counter(e.label for e in val) == Counter(e.label for e in sub)
+    assert not {e.text for e in val} & {e.text for e in sub}
+    assert matched_sample(pool, sub, seed=4) == val and matched_sample(pool, sub, seed=5) != val
+    # A class with too few examples left gives what it has.
+    short = [*pool[:3], Example(text="only", label="d")]
+    assert Counter(e.label for e in matched_sample(short, [short[3]], seed=0)) == Counter()
+
+
+def test_bench_few_shot_protocol_gives_every_method_only_its_own_validation_set(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mixaug.bench.runner as runner
+
+    seen: list[tuple[int, list[Example]]] = []
+    fit = runner.Bench._fit_and_test
+
+    def spy(self: runner.Bench, train: object, args: object, val_set: list[Example], *a: object):
+        seen.append((len(train.texts), list(val_set)))  # type: ignore[attr-defined]
+        return fit(self, train, args, val_set, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner.Bench, "_fit_and_test", spy)
+    cfg = BenchConfig(
+        data=str(tiny_data), task="sst2", levels=[0.1, 0.2], seeds=2, protocol="few-shot",
+        methods=["noaug", "noaug-prior"], out=str(tmp_path / "fs"),
+        training={"freeze_encoder": True, "epochs": 2},
+    )  # fmt: skip
+    bench = Bench(cfg, progress=False)
+    rows = bench.run()
+    assert len(rows) == 8 and {r["protocol"] for r in rows} == {"few-shot"}
+    dev = {e.text for e in bench.splits.validation}
+    for level in (0.1, 0.2):
+        for seed in (0, 1):
+            sub = bench.subsample(level, seed)
+            val = bench.validation(level, seed, sub)
+            assert Counter(e.label for e in val) == Counter(e.label for e in sub)
+            assert not {e.text for e in val} & ({e.text for e in sub} | dev)
+    assert all(r["n_validation"] == r["n_real"] for r in rows)
+    assert all(not {e.text for e in v} & dev for _, v in seen)  # dev's 500 never used
+    for r in rows:
+        assert {"accuracy", "macro_f1", "mcc"} <= set(r) and set(r["adjusted"]) == {
+            "accuracy", "macro_f1", "mcc",
+        }  # fmt: skip
+    # A balanced sub-sample and a balanced validation set: nothing to adjust.
+    by = {(r["level"], r["seed"], r["method"]): r for r in rows}
+    for level in (0.1, 0.2):
+        for seed in (0, 1):
+            plain, prior = by[(level, seed, "noaug")], by[(level, seed, "noaug-prior")]
+            assert prior["accuracy"] == plain["adjusted"]["accuracy"] == plain["accuracy"]
+    # The paper protocol is another fingerprint: its rows are not these.
+    paper = Bench(cfg.model_copy(update={"protocol": "paper"}), progress=False)
+    assert paper.fingerprint() != bench.fingerprint()
+    assert paper.validation(0.1, 0, bench.subsample(0.1, 0)) == bench.splits.validation
+
+
+def test_noaug_prior_moves_the_logits_to_the_validation_prior(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    # A skewed validation set (5 positive, 1 negative) against a balanced sub-sample:
+    # the adjustment adds log(5/1) in favour of positive, so noaug-prior predicts
+    # positive at least as often as noaug does, on the same trained classifier.
+    write_jsonl(tiny_data / "dev.jsonl", _rows(POS[:5], "positive") + _rows(NEG[:1], "negative"))
+    cfg = BenchConfig(
+        data=str(tiny_data), task="sst2", levels=[0.125], seeds=1,
+        methods=["noaug", "noaug-prior"], out=str(tmp_path / "p"),
+        training={"freeze_encoder": True, "epochs": 3},
+    )  # fmt: skip
+    bench = Bench(cfg, progress=False)
+    from mixaug.bench.runner import train_prior
+    from mixaug.training import TextDataset, class_prior, prior_adjustment
+
+    sub = bench.subsample(0.125, 0)
+    train = TextDataset.build(sub, labels=bench.labels)
+    assert train_prior(train).tolist() == [0.5, 0.5]  # 3 + 1 of each, smoothed
+    shift = prior_adjustment(class_prior([e.label for e in bench.splits.validation],
+                                         bench.labels), train_prior(train))  # fmt: skip
+    pos, neg = bench.labels.index("positive"), bench.labels.index("negative")
+    assert shift[pos] - shift[neg] == pytest.approx(math.log(6 / 2))
+    plain, prior = bench.run()
+    assert prior["accuracy"] == plain["adjusted"]["accuracy"]
+    assert prior["macro_f1"] == plain["adjusted"]["macro_f1"]
+    assert prior["steps"] == plain["steps"]  # the same training, only the logits move
+
+
+def test_aggregate_and_tables_give_every_metric() -> None:
+    rows = [
+        {"method": "noaug", "level": 0.01, "accuracy": a, "macro_f1": f, "mcc": m}
+        for a, f, m in [(0.8, 0.7, 0.4), (0.6, 0.5, 0.2)]
+    ] + [{"method": "mix-soft", "level": 0.01, "accuracy": 0.7}]  # an old row: no f1/mcc
+    agg = {a["method"]: a for a in aggregate(rows)}
+    assert agg["noaug"]["mean"] == 70.0 and agg["noaug"]["macro_f1"] == 60.0
+    assert agg["noaug"]["mcc"] == 30.0 and agg["noaug"]["mcc_std"] == pytest.approx(14.14)
+    assert agg["mix-soft"]["macro_f1"] is None
+    table = markdown_table(list(agg.values()), "cola", "mcc")
+    assert table.splitlines()[0] == "| cola (mcc) | 1% |"
+    assert "| noaug | 30.0±14.1 |" in table and "| mix-soft |  |" in table

@@ -291,6 +291,59 @@ def test_guard_says_plainly_when_augmentation_hurts_or_helps() -> None:
     assert not none.helps and none.gain == 0.0 and "no synthetic record" in none.verdict
 
 
+def test_on_a_few_shot_validation_set_the_guard_gives_the_benefit_of_the_doubt() -> None:
+    real = [Example(text="r", label="a")]
+    syn: list[Any] = ["x"]
+    val = [Example(text=f"v{i}", label="a") for i in range(8)]
+    # One text of eight is 12.5 points: a 5-point loss is noise, not evidence.
+    small = guard_gain(_stub_fit(-0.05), real, syn, 1.0, val, val, 0, 3, benefit_of_doubt=True)
+    assert small.helps and small.verdict.startswith("too few validation examples to tell")
+    # A loss beyond one standard error still vetoes, and a clear gain is a gain.
+    clear = guard_gain(_stub_fit(-0.4), real, syn, 1.0, val, val, 0, 3, benefit_of_doubt=True)
+    assert not clear.helps and "does not help" in clear.verdict
+    gain = guard_gain(_stub_fit(0.2), real, syn, 1.0, val, val, 0, 3, benefit_of_doubt=True)
+    assert gain.helps and gain.verdict.startswith("augmentation helps")
+    # Without it (settings chosen on validation) the same 5-point loss vetoes.
+    assert not guard_gain(_stub_fit(-0.05), real, syn, 1.0, val, val, 0, 3).helps
+
+
+def test_the_recipe_keeps_its_defaults_on_a_few_shot_validation_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import mixaug.recipe
+    from mixaug.recipe import RecipeConfig, run_recipe
+
+    real = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    val = [Example(text=f"{t} again", label=lab) for t, lab in REVIEWS]
+    spec = get_spec("sst2")
+    pool = augment(real, spec, fake_chat(_replies(["positive", "negative"] * 12)), n=16).records
+    fits: list[int] = []
+    real_fit = mixaug.recipe._Fit.__call__
+
+    def counting(self: Any, *a: Any, **k: Any) -> Any:
+        fits.append(1)
+        return real_fit(self, *a, **k)
+
+    monkeypatch.setattr(mixaug.recipe._Fit, "__call__", counting)
+    cfg = RecipeConfig(guard_seeds=1)
+    assert not cfg.searches(len(val)) and RecipeConfig().searches(200)
+    result = run_recipe(real, val, pool, llm=None, spec=spec, config=cfg)
+    rep = result.report
+    assert rep.searched is False and rep.labeller == "lm[prior]xcentroid(1:1)^4"
+    assert (rep.ratio, rep.weight, rep.prior, rep.sharpen) == (5.0, 1.0, "real", 4.0)
+    assert len(rep.selection) == 1  # nothing tried: no classifier was trained to choose
+    assert len(fits) == 2  # the guard's with and without, one seed
+    # All of validation guards, since nothing was chosen on it.
+    assert result.guard_set == val and rep.guard is not None and rep.guard.examples == len(val)
+    labels = Counter(r.label for r in result.records)
+    assert sum(labels.values()) == rep.synthetic_used and max(labels.values()) <= 5 * 4
+    # Asked to, it searches the same small set (split in two).
+    flat = lambda items: LMScores(np.log(np.full((len(items), 2), 0.5)))  # noqa: E731
+    asked = RecipeConfig(guard_seeds=1, search="validation", calibrations=["none"])
+    searched = run_recipe(real, val * 2, pool, llm=None, spec=spec, config=asked, score=flat)
+    assert searched.report.searched and len(searched.report.selection) > 1
+
+
 def test_the_recipe_vetoes_records_its_guard_says_do_not_help(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -303,7 +356,8 @@ def test_the_recipe_vetoes_records_its_guard_says_do_not_help(
     pool = augment(real, spec, fake_chat(_replies(["positive", "negative"] * 6)), n=8).records
     flat = lambda items: LMScores(np.log(np.full((len(items), 2), 0.5)))  # noqa: E731
     forced = {"fallback": False, "teachers": ["centroid"], "calibrations": ["none"],
-              "ratios": [1.0], "weights": [1.0], "sharpen": [1.0], "guard_seeds": 1}  # fmt: skip
+              "ratios": [1.0], "weights": [1.0], "sharpen": [1.0], "guard_seeds": 1,
+              "search": "validation"}  # fmt: skip
     hurt = GuardReport(examples=8, with_synthetic=[0.4], without=[0.5], gain=-10.0, spread=0.0,
                        verdict="augmentation does not help", helps=False)  # fmt: skip
     monkeypatch.setattr(mixaug.recipe, "guard_gain", lambda *a, **k: hurt)
@@ -368,7 +422,7 @@ def test_the_recipe_matches_soft_labels_to_the_class_shares_unless_told_not_to()
     flat = lambda items: LMScores(np.log(np.full((len(items), 2), 0.5)))  # noqa: E731
     forced = {"fallback": False, "teachers": [], "calibrations": ["none"], "ratios": [5.0],
               "weights": [1.0], "sharpen": [1.0], "priors": ["real"], "quotas": False,
-              "guard": False}  # fmt: skip
+              "guard": False, "search": "validation"}  # fmt: skip
     forced["labeller"] = LabelMixConfig(calibration="none", teacher="none")
     means = {}
     for match in (True, False):
@@ -454,8 +508,9 @@ def test_recipe_cli_writes_a_config_that_loads(
     monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: llm)
     monkeypatch.setattr(mixaug.augmentation, "build_llm", lambda *a, **k: llm)
     out = tmp_path / "recipe.yaml"
+    # --search validation: this --val is smaller than auto's 200 (tested below).
     args = ["recipe", "--data", str(data), "--val", str(val), "--task", "sst2", "--out",
-            str(out), "--ratio", "2", "--quiet"]  # fmt: skip
+            str(out), "--ratio", "2", "--quiet", "--search", "validation"]  # fmt: skip
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     cfg = load_config(out)  # the written config is a valid mixaug config

@@ -218,7 +218,15 @@ def test_loop_cli_guard_reports_the_gain_on_held_out_data(
     report = json.loads(capsys.readouterr().out)
     guard = report["guard"]
     assert guard["examples"] > 0 and len(guard["without"]) == 3
-    assert guard["verdict"].startswith("augmentation") and guard["helps"] == (guard["gain"] > 0)
+    # 16 held-out examples: too few to choose a weight on, so all of them guard, and a
+    # gain within one standard error either way is reported as too small to tell.
+    assert guard["examples"] == 16
+    if guard["verdict"].startswith("too few validation examples to tell"):
+        assert guard["helps"]
+    else:
+        assert guard["verdict"].startswith("augmentation") and guard["helps"] == (
+            guard["gain"] > 0
+        )
     saved = json.loads((tmp_path / "G" / "report.json").read_text())
     assert saved["guard"] == guard
 

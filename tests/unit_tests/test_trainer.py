@@ -96,7 +96,8 @@ def test_two_step_training_run_is_deterministic_and_saves(
     assert a.steps == 2 and len(a.history) == 2
     assert a.history == b.history  # same seed, same losses
     before = Trainer(ma, args).evaluate(val)
-    assert set(before) == {"accuracy", "macro_f1", "loss", "examples"} and before["examples"] == 4
+    assert set(before) == {"accuracy", "macro_f1", "mcc", "loss", "examples"}
+    assert before["examples"] == 4
     ma.save(tmp_path / "clf")
     assert not list((tmp_path / "clf").rglob("*.bin")) and not list(
         (tmp_path / "clf").rglob("*.pt")
@@ -182,3 +183,33 @@ def test_shared_feature_cache_encodes_once_and_changes_nothing(
     Trainer(_fresh(tiny_model), args, train, val, feature_cache=small).evaluate(val)
     Trainer(_fresh(tiny_model), args, train, val, feature_cache=small).evaluate(train)
     assert len(small) == 1
+
+
+def test_mcc_matches_its_definition_and_is_zero_for_a_constant_prediction() -> None:
+    from mixaug.training import mcc
+
+    assert mcc([1, 1, 1, 1], [1, 0, 1, 1], n_classes=2) == 0.0  # the majority class
+    assert mcc([0, 1, 0, 1], [0, 1, 0, 1], n_classes=2) == pytest.approx(1.0)
+    assert mcc([1, 0, 1, 0], [0, 1, 0, 1], n_classes=2) == pytest.approx(-1.0)
+    # Binary: (tp*tn - fp*fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn)), tp=2 tn=1 fp=1 fn=1.
+    pred, gold = [1, 1, 1, 0, 0], [1, 1, 0, 1, 0]
+    expected = (2 * 1 - 1 * 1) / ((3 * 3 * 2 * 2) ** 0.5)
+    assert mcc(pred, gold, n_classes=2) == pytest.approx(expected)
+    # Three classes: 1 for a perfect prediction, whatever the labels' names.
+    assert mcc([2, 0, 1, 2], [2, 0, 1, 2], n_classes=3) == pytest.approx(1.0)
+
+
+def test_evaluate_with_an_adjustment_moves_predictions_to_the_favoured_class(
+    tmp_path: Path,
+) -> None:
+    from mixaug.training import TextClassifier, TextDataset, Trainer, TrainingArguments
+
+    ex = [Example(text=t, label=lab) for t, lab in [("good", "pos"), ("bad", "neg")] * 4]
+    ds = TextDataset.build(ex, labels=["neg", "pos"])
+    model = TextClassifier.from_encoder(None, ["neg", "pos"], share_encoder=True)
+    trainer = Trainer(model, TrainingArguments(freeze_encoder=True, epochs=1), ds, ds)
+    trainer.train()
+    plain = trainer.evaluate(ds)
+    assert set(plain) == {"accuracy", "macro_f1", "mcc", "loss", "examples"}
+    pushed = trainer.evaluate(ds, adjustment=[0.0, 1e4])  # everything becomes "pos"
+    assert pushed["accuracy"] == 0.5 and pushed["mcc"] == 0.0
