@@ -224,9 +224,7 @@ def test_loop_cli_guard_reports_the_gain_on_held_out_data(
     if guard["verdict"].startswith("too few validation examples to tell"):
         assert guard["helps"]
     else:
-        assert guard["verdict"].startswith("augmentation") and guard["helps"] == (
-            guard["gain"] > 0
-        )
+        assert guard["verdict"].startswith("augmentation") and guard["helps"] == (guard["gain"] > 0)
     saved = json.loads((tmp_path / "G" / "report.json").read_text())
     assert saved["guard"] == guard
 
