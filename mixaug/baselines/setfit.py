@@ -8,7 +8,9 @@ can join in three ways (``mode``):
   examples as labelled texts, for the pairs and the head alike;
 - ``head``: the encoder is tuned on the real pairs only; the head is refitted on the real
   examples plus every record, each record once per class weighted by its soft label
-  (soft-label cross-entropy is a weighted logistic regression);
+  (soft-label cross-entropy is a weighted logistic regression). It costs what SetFit on
+  the real examples costs, and a tuned encoder can be reused (``body``);
+- ``head-hard``: as ``head``, each record with its final label alone;
 - ``pairs``: records (hard labels, as ``hard``) join the contrastive pairs only; the head
   is fitted on the real examples alone.
 
@@ -33,8 +35,8 @@ import numpy as np
 from mixaug.errors import DataError, ModelError
 from mixaug.records import Example, SyntheticRecord
 
-SetFitMode = Literal["hard", "head", "pairs"]
-SETFIT_MODES: tuple[SetFitMode, ...] = ("hard", "head", "pairs")
+SetFitMode = Literal["hard", "head", "head-hard", "pairs"]
+SETFIT_MODES: tuple[SetFitMode, ...] = ("hard", "head", "head-hard", "pairs")
 
 
 def setfit_available() -> bool:
@@ -60,8 +62,12 @@ def train_setfit(
     encoder: str | None = None,
     iterations: int = 20,
     batch_size: int = 16,
+    body: Any = None,
 ) -> Any:
     """A trained ``setfit.SetFitModel`` over ``train`` (plus ``records``, see the module doc).
+
+    ``body``: a model already tuned on ``train`` alone (``head`` modes): copied, its head
+    refitted, its encoder not trained again.
 
     Raises:
         ModelError: when ``setfit`` is not installed.
@@ -93,6 +99,14 @@ def train_setfit(
     for name in ("setfit", "sentence_transformers", "transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
     sure = [r for r in records if max(r.soft_label.values(), default=0.0) >= min_confidence]
+    head_only = mode in ("head", "head-hard")
+    if body is not None and head_only:
+        import copy
+
+        model = copy.deepcopy(body)
+        if records:
+            _refit_head(model, train, sure, names, synthetic_weight, hard=mode == "head-hard")
+        return model
     pair_texts = [e.text for e in train]
     pair_labels = [names.index(e.label) for e in train]
     if mode in ("hard", "pairs"):
@@ -107,11 +121,13 @@ def train_setfit(
         show_progress_bar=False,
         report_to="none",
         save_strategy="no",
+        logging_strategy="no",
     )
     data = Dataset.from_dict({"text": pair_texts, "label": pair_labels})
     Trainer(model=model, args=args, train_dataset=data).train()
-    if mode == "pairs" or (mode == "head" and records):
-        _refit_head(model, train, records if mode == "head" else (), names, synthetic_weight)
+    if mode == "pairs" or (head_only and records):
+        extra = sure if head_only else ()
+        _refit_head(model, train, extra, names, synthetic_weight, hard=mode == "head-hard")
     return model
 
 
@@ -121,13 +137,16 @@ def _refit_head(
     records: Sequence[SyntheticRecord],
     names: list[str],
     weight: float,
+    *,
+    hard: bool = False,
 ) -> None:
     """Fit the logistic-regression head again: real examples weigh 1, records their soft label."""
     texts = [e.text for e in train]
     y = [names.index(e.label) for e in train]
     w = [1.0] * len(train)
     for r in records:
-        for c, p in r.soft_label.items():
+        dist = {r.label: 1.0} if hard else r.soft_label
+        for c, p in dist.items():
             if p > 1e-4 and c in names:
                 texts.append(r.text)
                 y.append(names.index(c))
@@ -161,6 +180,7 @@ def setfit_scores(
     min_confidence: float = 0.0,
     synthetic_weight: float = 1.0,
     adjustment: Sequence[float] | np.ndarray | None = None,
+    body: Any = None,
 ) -> dict[str, Any]:
     """Train SetFit on ``train`` (and ``records``) and score it on ``test``.
 
@@ -171,8 +191,6 @@ def setfit_scores(
     Raises:
         ModelError: when ``setfit`` is not installed.
     """
-    from mixaug.training.metrics import classification_metrics
-
     started = time.perf_counter()
     names = list(labels)
     model = train_setfit(
@@ -186,7 +204,26 @@ def setfit_scores(
         encoder=encoder,
         iterations=iterations,
         batch_size=batch_size,
+        body=body,
     )
+    out = score_setfit(model, test, names, adjustment)
+    out["seconds"] = round(time.perf_counter() - started, 2)
+    return out
+
+
+def score_setfit(
+    model: Any,
+    test: Sequence[Example],
+    labels: Sequence[str],
+    adjustment: Sequence[float] | np.ndarray | None = None,
+) -> dict[str, Any]:
+    """``accuracy``, ``macro_f1``, ``mcc`` and ``examples`` of a SetFit model on ``test``.
+
+    With ``adjustment`` (added to the log-probabilities) the same under ``adjusted``.
+    """
+    from mixaug.training.metrics import classification_metrics
+
+    names = list(labels)
     logp = np.log(np.clip(setfit_probs(model, [e.text for e in test], len(names)), 1e-12, None))
     gold = [names.index(e.label) for e in test]
     out: dict[str, Any] = {
@@ -198,5 +235,4 @@ def setfit_scores(
         out["adjusted"] = classification_metrics(
             shifted.argmax(1).tolist(), gold, n_classes=len(names)
         )
-    out["seconds"] = round(time.perf_counter() - started, 2)
     return out

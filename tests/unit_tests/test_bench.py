@@ -360,12 +360,16 @@ def test_setfit_peers_train_on_a_fixed_number_per_class(
 
     seen: list[list[Example]] = []
 
-    def fake_setfit(train: list[Example], test: list[Example], **kw: object) -> dict[str, object]:
+    def fake_train(train: list[Example], **kw: object) -> object:
         seen.append(list(train))
-        m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
-        return m | {"adjusted": m, "examples": len(test), "seconds": 0.0}
+        return ("model", len(train))
 
-    monkeypatch.setattr(peer, "setfit_scores", fake_setfit)
+    def fake_score(model: object, test: list[Example], *a: object) -> dict[str, object]:
+        m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
+        return m | {"adjusted": m, "examples": len(test)}
+
+    monkeypatch.setattr(peer, "train_setfit", fake_train)
+    monkeypatch.setattr(peer, "score_setfit", fake_score)
     cfg = BenchConfig(
         data=str(tiny_data), task="sst2", levels=[0.05, 0.5], seeds=2,
         methods=["setfit-8", "setfit-16"], out=str(tmp_path / "b"),
