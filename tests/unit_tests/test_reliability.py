@@ -485,3 +485,41 @@ def test_full_run_leaves_no_lock_behind(
     assert main(argv) == 0
     assert not (tmp_path / "syn.jsonl.lock").exists() and len(out.read_text().splitlines()) == 3
     capsys.readouterr()
+
+
+def test_the_embedded_gguf_is_built_beside_its_place_and_renamed_in_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runs that start at once must not see each other's half-written file: the
+    # weights package's own assemble() writes into its target and refuses a file with
+    # other bytes, so the second run failed with "unexpected sha256".
+    import hashlib
+    import types
+
+    from mixaug.models import registry
+
+    body = b"gguf-bytes" * 1000
+    calls: list[Path] = []
+
+    def assemble(target: Path, overwrite: bool = False) -> Path:
+        target = Path(target)
+        calls.append(target)
+        if target.exists() and not overwrite:
+            if hashlib.sha256(target.read_bytes()).digest() != hashlib.sha256(body).digest():
+                raise FileExistsError(f"{target} already exists with an unexpected sha256")
+            return target
+        target.write_bytes(body[:10])  # what another process would see mid-write
+        real = tmp_path / "gguf" / "m.gguf"
+        assert not real.exists() or real.read_bytes() != body[:10]  # never at the real place
+        target.write_bytes(body)
+        return target
+
+    pkg = types.SimpleNamespace(MODEL_NAME="m.gguf", assemble=assemble)
+    target = tmp_path / "gguf" / "m.gguf"
+    assert registry._assemble(pkg, target) == target and target.read_bytes() == body
+    assert calls[0] != target and calls[0].parent == target.parent  # built beside it
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m.gguf"]  # no temp left
+    calls.clear()
+    assert registry._assemble(pkg, target) == target and calls == [target]  # reused
+    target.write_bytes(b"torn")  # a killed build's leftovers: built again
+    assert registry._assemble(pkg, target) == target and target.read_bytes() == body
