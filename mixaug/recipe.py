@@ -28,7 +28,7 @@ import math
 import random
 import statistics
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -118,6 +118,10 @@ class RecipeConfig(BaseModel):
     teacher, 1:1, label power 4)."""
     fixed_ratio: float = Field(default=5.0, gt=0.0)
     fixed_weight: float = Field(default=1.0, gt=0.0)
+    fixed_balance: bool = True
+    """``fixed``: give the records the quotas' class shares when the generator could not
+    fill them (:func:`balance_to_quotas`), so they never move the class prior the student
+    learns; the search instead measures whatever shares it gets."""
 
     def searches(self, validation_size: int) -> bool:
         """Whether a validation set of ``validation_size`` examples is searched on."""
@@ -285,6 +289,45 @@ def match_label_prior(
         dist = {c: float(v) for c, v in zip(labels, row, strict=True)}
         out.append(rec.model_copy(update={"soft_label": dist}))
     return out
+
+
+def balance_to_quotas(
+    records: Sequence[SyntheticRecord], quotas: Mapping[str, int], max_weight: float = 3.0
+) -> list[SyntheticRecord]:
+    """Records whose label mass has the shares of ``quotas``: trimmed, or up-weighted.
+
+    A generator that wrote 8 records of one class and 20 of the other would teach the
+    student a 30/70 prior from a balanced task. Each class gets the mass ``F × quota``,
+    with ``F`` as large as the short classes allow when each of their records weighs at
+    most ``max_weight``: a full class keeps its first ``F × quota`` records at their
+    weight, a short one keeps all of its records, weighted up to its mass. A class with
+    no record at all cannot be balanced and is left out of ``F``.
+
+    Example:
+        >>> out = balance_to_quotas(records, {"negative": 10, "positive": 10})  # doctest: +SKIP
+    """
+    by: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by.setdefault(r.label, []).append(i)
+    wanted = {c: q for c, q in quotas.items() if q > 0 and by.get(c)}
+    if not wanted:
+        return list(records)
+    f = min(1.0, *(max_weight * len(by[c]) / q for c, q in wanted.items()))
+    keep: set[int] = set()
+    weights: dict[str, float] = {}
+    for c, q in wanted.items():
+        mass, have = f * q, by[c]
+        if len(have) >= mass:
+            keep |= set(have[: max(1, round(mass))])
+        else:
+            keep |= set(have)
+            weights[c] = mass / len(have)
+    keep |= {i for c, idx in by.items() if c not in wanted for i in idx}  # no quota: kept
+    return [
+        r.model_copy(update={"weight": r.weight * weights[r.label]}) if r.label in weights else r
+        for i, r in enumerate(records)
+        if i in keep
+    ]
 
 
 class _Fit:
@@ -598,6 +641,9 @@ class _Search:
         chosen = [pools[power][i] for i in keep]
         if not cfg.hard and cfg.prior_match:
             chosen = match_label_prior(chosen, labels)
+        if cfg.fixed_balance:
+            quotas = quotas_for({c: counts[c] for c in labels}, cfg.fixed_ratio, None)
+            chosen = balance_to_quotas(chosen, quotas)
         if cfg.reweight == "sungen" and chosen:
             from mixaug.training.reweight import SunGenConfig, sungen_reweight
 

@@ -553,3 +553,29 @@ def test_effect_summary_applies_the_guard_veto(tmp_path: Path) -> None:
     assert cell["vetoed"] == 1 and cell["guard_sign_agrees"] == [True, True]
     raw = effect.summarise(tmp_path, veto=False)["cells"][0]
     assert raw["accuracy"]["mix-soft"]["mean"] == pytest.approx(60.5)
+
+
+def test_balance_to_quotas_gives_the_records_the_quotas_shares() -> None:
+    from mixaug.recipe import balance_to_quotas
+
+    pos, neg = {"positive": 0.8, "negative": 0.2}, {"positive": 0.3, "negative": 0.7}
+    recs = _soft_records([pos] * 20 + [neg] * 8)
+
+    def mass(out: list[Any]) -> dict[str, float]:
+        m: dict[str, float] = {}
+        for r in out:
+            m[r.label] = m.get(r.label, 0.0) + r.weight
+        return m
+
+    # Quotas 20/20: the 8 negatives weigh 2.5 each (under the cap of 3), 20 positives kept.
+    out = balance_to_quotas(recs, {"positive": 20, "negative": 20})
+    assert mass(out) == pytest.approx({"positive": 20.0, "negative": 20.0})
+    assert {r.weight for r in out if r.label == "negative"} == {2.5}
+    # Quotas 35/35: the cap binds (8 x 3 = 24): 24 of each, the 20 positives weigh 1.2.
+    out = balance_to_quotas(recs, {"positive": 35, "negative": 35})
+    assert mass(out) == pytest.approx({"positive": 24.0, "negative": 24.0})
+    assert {r.weight for r in out if r.label == "positive"} == {pytest.approx(1.2)}
+    # Already balanced: unchanged; a class with no record cannot be balanced.
+    even = _soft_records([pos] * 5 + [neg] * 5)
+    assert balance_to_quotas(even, {"positive": 5, "negative": 5}) == even
+    assert balance_to_quotas(recs[:20], {"positive": 5, "negative": 5}) == recs[:5]
