@@ -641,7 +641,7 @@ class _Search:
         chosen = [pools[power][i] for i in keep]
         if not cfg.hard and cfg.prior_match:
             chosen = match_label_prior(chosen, labels)
-        if cfg.fixed_balance:
+        if cfg.fixed_balance and cfg.quotas:
             quotas = quotas_for({c: counts[c] for c in labels}, cfg.fixed_ratio, None)
             chosen = balance_to_quotas(chosen, quotas)
         if cfg.reweight == "sungen" and chosen:

@@ -118,7 +118,7 @@ def test_the_recipe_reweights_its_records_when_asked() -> None:
     flat = lambda items: LMScores(np.log(np.full((len(items), 2), 0.5)))  # noqa: E731
     forced = {"fallback": False, "teachers": [], "calibrations": ["none"], "ratios": [5.0],
               "weights": [1.0], "sharpen": [1.0], "priors": ["real"], "quotas": False,
-              "guard": False,
+              "guard": False, "search": "validation",
               "labeller": LabelMixConfig(calibration="none", teacher="none")}  # fmt: skip
     weights = {}
     for how in ("none", "sungen"):
