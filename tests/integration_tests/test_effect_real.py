@@ -65,6 +65,8 @@ def test_augment_with_the_guard_on_the_real_model(smollm2: str, tmp_path: Path) 
     assert Counter(r["label"] for r in rows) == Counter(summary["quotas"])
     assert summary["labeller"] and summary["guard"]["examples"] == 6
     assert len(summary["guard"]["with_synthetic"]) == len(summary["guard"]["without"]) == 3
-    assert summary["guard"]["verdict"].startswith("augmentation")
+    # Six validation examples: too few to choose on, so all of them guard (a small gain
+    # or loss is reported as too small to tell).
+    assert summary["guard"]["verdict"].startswith(("augmentation", "too few validation"))
     for r in rows:
         assert abs(sum(r["soft_label"].values()) - 1) < 1e-6 and r["soft_label_raw"]
