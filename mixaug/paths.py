@@ -249,12 +249,20 @@ def replace_folder(staged: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
+LOCK_HEADER = b"mixaug run lock\n"
+"""How a lock file mixaug made begins; a file at ``OUT.lock`` without it is the user's."""
+
+
 class RunLock:
     """An exclusive OS lock (``flock``) on ``OUT.lock`` beside ``out``, for one run.
 
-    The lock file is removed on release. Taking a lock that another live process
-    holds raises :class:`RunBusy` at once; a lock left by a killed run is free (the
-    OS drops it with the process).
+    The lock file is mixaug's own: written and locked under a temporary name, then
+    linked into place only if nothing is there, or one a killed mixaug run left (marked,
+    its ``flock`` free). A file at that
+    path that mixaug did not make (a user's ``uv.lock`` beside ``--out uv``, an input) is
+    never opened for writing, truncated or removed: the run is refused. The file is
+    removed on release, and only while it is still the one this run made. Taking a lock
+    that another live process holds raises :class:`RunBusy` at once.
     """
 
     def __init__(self, out: Path) -> None:
@@ -266,12 +274,15 @@ class RunLock:
 
         Raises:
             RunBusy: when another process holds it.
+            DataError: when ``OUT.lock`` is a file mixaug did not make.
         """
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._create() or self._open_existing()
+            if fd is None:
+                continue  # removed meanwhile: try again
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -282,21 +293,70 @@ class RunLock:
                 )
                 raise RunBusy(msg) from None
             try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+                same = os.fstat(fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
             except FileNotFoundError:
                 same = False
-            if same:  # not a file the previous holder unlinked meanwhile
+            if same:  # not a file the previous holder removed meanwhile
                 self._fd = fd
-                os.write(fd, f"{os.getpid()}\n".encode())
                 return self
             os.close(fd)
 
+    def _create(self) -> int | None:
+        """A new lock file, locked, put in place only if nothing is there (``link``)."""
+        import fcntl
+
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        try:
+            os.write(fd, LOCK_HEADER + f"pid {os.getpid()}\n".encode())
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                os.link(tmp, self.path)  # atomic, and never over an existing file
+            except FileExistsError:
+                os.close(fd)
+                return None
+            return fd
+        finally:
+            os.unlink(tmp)
+
+    def _open_existing(self) -> int | None:
+        """The lock file a mixaug run made (held, or left by a killed run); read-only."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        except OSError:  # a symlink, a folder, a FIFO, ...: not mixaug's
+            raise self._foreign() from None
+        import stat
+
+        if (
+            not stat.S_ISREG(os.fstat(fd).st_mode)
+            or os.pread(fd, 64, 0)[: len(LOCK_HEADER)] != LOCK_HEADER
+        ):
+            os.close(fd)
+            raise self._foreign()
+        return fd
+
+    def _foreign(self) -> DataError:
+        msg = (
+            f"{str(self.path)!r} exists and is not a mixaug lock file; mixaug keeps a run's "
+            "lock there and never touches a file it did not make. Move that file, or choose "
+            "another --out."
+        )
+        return DataError(msg)
+
     def release(self) -> None:
-        """Drop the lock and remove its file."""
+        """Drop the lock and remove its file (only if it is still the one this run holds)."""
         if self._fd is None:
             return
         try:
-            self.path.unlink(missing_ok=True)
+            try:
+                mine = os.fstat(self._fd).st_ino == os.stat(self.path, follow_symlinks=False).st_ino
+            except FileNotFoundError:
+                mine = False
+            if mine:
+                self.path.unlink(missing_ok=True)
         finally:
             os.close(self._fd)
             self._fd = None

@@ -523,3 +523,61 @@ def test_the_embedded_gguf_is_built_beside_its_place_and_renamed_in_whole(
     assert registry._assemble(pkg, target) == target and calls == [target]  # reused
     target.write_bytes(b"torn")  # a killed build's leftovers: built again
     assert registry._assemble(pkg, target) == target and target.read_bytes() == body
+
+
+def test_a_users_file_at_the_lock_path_is_never_touched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A user's syn.jsonl.lock (or uv.lock beside --out uv): a dry run used to write its
+    # PID over the first bytes and delete the file at the end.
+    from mixaug.paths import RunLock
+
+    rows = [
+        {"text": "a fine film", "label": "positive"},
+        {"text": "a dull film", "label": "negative"},
+    ]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    lock = tmp_path / "syn.jsonl.lock"
+    lock.write_text("the user's own file\n")
+    before = (lock.stat().st_ino, lock.read_bytes())
+    args = ["augment", "--data", str(data), "--task", "sst2", "--n", "2", "--dry-run",
+            "--out", str(tmp_path / "syn.jsonl"), "--k", "1"]  # fmt: skip
+    assert main(args) == 2
+    assert "is not a mixaug lock file" in capsys.readouterr().err
+    assert (lock.stat().st_ino, lock.read_bytes()) == before
+    assert not (tmp_path / "syn.jsonl").exists()
+    # An input named like the lock (--data x.jsonl.lock --out x.jsonl), or a hard link of
+    # one, is refused and its bytes are never overwritten.
+    keep = data.read_bytes()
+    (tmp_path / "x.jsonl.lock").write_bytes(keep)
+    os.link(data, tmp_path / "h.jsonl.lock")
+    for out in ("x.jsonl", "h.jsonl"):
+        with pytest.raises(mixaug.errors.DataError, match="not a mixaug lock file"):
+            RunLock(tmp_path / out).acquire()
+        assert (tmp_path / f"{out}.lock").read_bytes() == keep
+    assert data.read_bytes() == keep
+    # A FIFO or a symlink there is not mixaug's either (and opening it does not block).
+    os.mkfifo(tmp_path / "f.jsonl.lock")
+    (tmp_path / "s.jsonl.lock").symlink_to(data)
+    for out in ("f.jsonl", "s.jsonl"):
+        with pytest.raises(mixaug.errors.DataError):
+            RunLock(tmp_path / out).acquire()
+    assert (tmp_path / "s.jsonl.lock").is_symlink() and (tmp_path / "f.jsonl.lock").exists()
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_and_removed(tmp_path: Path) -> None:
+    from mixaug.paths import LOCK_HEADER, RunBusy, RunLock
+
+    out = tmp_path / "syn.jsonl"
+    with RunLock(out):
+        left = (tmp_path / "syn.jsonl.lock").read_bytes()
+        assert left.startswith(LOCK_HEADER)
+        with pytest.raises(RunBusy):
+            RunLock(out).acquire()  # held: busy, and the holder's file stays
+        assert (tmp_path / "syn.jsonl.lock").read_bytes() == left
+    assert not (tmp_path / "syn.jsonl.lock").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no temporary left either
+    (tmp_path / "syn.jsonl.lock").write_bytes(LOCK_HEADER + b"pid 1\n")  # a killed run's
+    with RunLock(out):
+        pass
+    assert not (tmp_path / "syn.jsonl.lock").exists()
