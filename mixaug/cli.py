@@ -1120,9 +1120,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ValidationError as e:
         msg = f"Invalid bench settings: {describe_validation_error(e)}."
         raise ConfigError(msg) from None
-    from mixaug.paths import writable_folder
+    from mixaug.paths import bench_folder
 
-    out = writable_folder(args.out)
+    out = bench_folder(
+        args.out, {"--data": args.data, "--encoder": args.encoder, "--config": args.config}
+    )
     _check_encoder(args.encoder)
     if any(_uses_llm(m) for m in methods):
         _check_model(cfg.llm)
@@ -1131,6 +1133,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     with LockSet() as locks:
         locks.take(out)
+        from mixaug.paths import mark_folder
+
+        mark_folder(out, "bench")
         summary = run_bench(bench_cfg, log=say, progress=not args.quiet)
     _out(json.dumps({k: v for k, v in summary.items() if k != "config"}))
     return 0

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -212,6 +213,54 @@ def check_out_folder(raw: str | Path, flag: str = "--out", *, overwrite: bool = 
             )
             raise ConfigError(msg)
     return out
+
+
+def bench_folder(raw: str | Path, inputs: Mapping[str, str | Path | None]) -> Path:
+    """The resolved ``mixaug bench --out`` folder, checked: the bench resumes in its own.
+
+    Refused: a folder that holds an input, or lies inside one (``--out DATA`` or
+    ``--out DATA/results`` would write among the data), and a non-empty folder mixaug did
+    not write. A bench folder from before the marker existed (its ``results.jsonl`` holds
+    bench rows only) counts as mixaug's. The caller marks it once the run is under way.
+
+    Raises:
+        ConfigError: naming the problem.
+    """
+    out = writable_folder(raw)
+    refuse_inputs_inside(out, inputs)
+    for flag, value in inputs.items():
+        if value is not None and out.is_relative_to(Path(value).expanduser().resolve()):
+            msg = (
+                f"--out {str(raw)!r} is inside {flag} {str(value)!r}; the bench never writes "
+                "among its inputs: choose another --out."
+            )
+            raise ConfigError(msg)
+    if (
+        out.is_dir()
+        and any(out.iterdir())
+        and not (is_mixaug_folder(out) or _old_bench_folder(out))
+    ):
+        msg = (
+            f"--out {str(raw)!r} is not empty and was not written by mixaug bench; the bench "
+            "writes (and resumes) in a folder of its own: choose an empty or new one."
+        )
+        raise ConfigError(msg)
+    return out
+
+
+def _old_bench_folder(out: Path) -> bool:
+    """Whether ``out`` is a bench folder written before the marker: bench rows only."""
+    results = out / "results.jsonl"
+    if not results.is_file() or results.is_symlink():
+        return False
+    try:
+        lines = [x for x in results.read_text(encoding="utf-8").splitlines() if x.strip()]
+        rows = [json.loads(x) for x in lines]
+    except (OSError, ValueError):
+        return False
+    return bool(rows) and all(
+        isinstance(r, dict) and {"settings", "method", "level", "seed"} <= set(r) for r in rows
+    )
 
 
 def is_mixaug_folder(path: Path) -> bool:

@@ -488,3 +488,31 @@ def test_aggregate_and_tables_give_every_metric() -> None:
     table = markdown_table(list(agg.values()), "cola", "mcc")
     assert table.splitlines()[0] == "| cola (mcc) | 1% |"
     assert "| noaug | 30.0±14.1 |" in table and "| mix-soft |  |" in table
+
+
+def test_bench_never_writes_among_its_inputs_or_into_a_users_folder(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tiny_data / "table.md").write_text("the user's notes\n")
+    before = sorted(p.name for p in tiny_data.iterdir())
+    base = ["bench", "--data", str(tiny_data), "--task", "sst2", "--levels", "0.1", "--seeds",
+            "1", "--methods", "noaug", "--epochs", "1", "--freeze-encoder", "--quiet"]  # fmt: skip
+    for out in (tiny_data, tiny_data / "results"):  # the data folder, or a folder inside it
+        assert main([*base, "--out", str(out)]) == 2
+        assert "--data" in capsys.readouterr().err
+    assert sorted(p.name for p in tiny_data.iterdir()) == before
+    assert (tiny_data / "table.md").read_text() == "the user's notes\n"
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "table.md").write_text("keep me\n")
+    assert main([*base, "--out", str(user)]) == 2
+    assert "not written by mixaug bench" in capsys.readouterr().err
+    assert sorted(p.name for p in user.iterdir()) == ["table.md"]
+    # Its own folder: written, marked, and resumed by a second run.
+    mine = tmp_path / "b"
+    assert main([*base, "--out", str(mine)]) == 0
+    assert (mine / ".mixaug-output").is_file()
+    assert main([*base, "--out", str(mine)]) == 0
+    # A bench folder from before the marker (bench rows only) is still resumed.
+    (mine / ".mixaug-output").unlink()
+    assert main([*base, "--out", str(mine)]) == 0
