@@ -69,6 +69,10 @@ class CriticScores(BaseModel):
     """Argmax of ``relabel``."""
 
 
+MAX_WEIGHT = 1000.0
+"""The largest training weight a record may carry."""
+
+
 class SyntheticRecord(BaseModel):
     """One synthetic example, as written to the output JSONL."""
 
@@ -92,8 +96,9 @@ class SyntheticRecord(BaseModel):
     soft_label_source: str
     soft_label_raw: dict[str, float] | None = None
     """The soft label before calibration (set by a calibration step)."""
-    weight: float = Field(default=1.0, ge=0.0)
-    """Training weight (filters may lower it)."""
+    weight: float = Field(default=1.0, ge=0.0, le=MAX_WEIGHT)
+    """Training weight (filters may lower it; at most :data:`MAX_WEIGHT`: a larger one
+    overflows the loss and trains a model of NaNs)."""
     flags: list[str] = Field(default_factory=list)
     """Filter rules the record tripped but was kept or down-weighted for."""
     critic: CriticScores | None = None

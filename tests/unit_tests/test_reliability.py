@@ -581,3 +581,25 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_removed(tmp_path: Path) -
     with RunLock(out):
         pass
     assert not (tmp_path / "syn.jsonl.lock").exists()
+
+
+def test_a_record_weight_that_would_overflow_the_loss_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # weight 1e308 used to pass: train saved a model of NaN tensors, "loss": NaN, exit 0.
+    from fakes import REVIEWS
+
+    train = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
+    rec = {
+        "id": "r0", "text": "a warm film", "label": "positive",
+        "soft_label": {"positive": 0.9, "negative": 0.1}, "generated_label": "positive",
+        "label_mass": 1.0, "anchors": [], "anchor_strategy": "random", "model": "m",
+        "prompt_hash": "h", "seed": 0, "task": "sst2", "soft_label_source": "inline",
+        "weight": 1e308,
+    }  # fmt: skip
+    syn = write_jsonl(tmp_path / "s.jsonl", [rec])
+    out = tmp_path / "model"
+    args = ["train", "--train", str(train), "--synthetic", str(syn), "--test", str(train),
+            "--task", "sst2", "--out", str(out), "--freeze-encoder", "--epochs", "1"]  # fmt: skip
+    assert main(args) == 2
+    assert "weight" in capsys.readouterr().err and not out.exists()
