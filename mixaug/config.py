@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,6 +27,17 @@ from mixaug.errors import ConfigError, describe_validation_error
 from mixaug.models.registry import DEFAULT_MODEL
 from mixaug.redact import redact_url
 from mixaug.yamlfile import read_yaml
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        msg = "expected a number, not true/false"
+        raise ValueError(msg)  # pydantic reports it as an invalid input
+    return value
+
+
+Real = Annotated[float, BeforeValidator(_not_a_bool)]
+"""A float setting: ``true``/``false`` are refused (lax pydantic would read them as 1/0)."""
 
 MAX_SEED = 2**32 - 1
 """Largest seed accepted."""
@@ -97,13 +109,13 @@ class LLMConfig(BaseModel):
     """``openai``: the server's ``/v1`` URL (unset: api.openai.com)."""
     api_key_env: str | None = None
     """``openai``: name of the environment variable holding the API key."""
-    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: Real = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: Real = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(strict=True, default=100, ge=8, le=4096)
-    frequency_penalty: float = Field(default=0.02, ge=-2.0, le=2.0)
+    frequency_penalty: Real = Field(default=0.02, ge=-2.0, le=2.0)
     top_logprobs: int = Field(strict=True, default=20, ge=1, le=100)
     """Alternatives recorded per token (OpenAI allows at most 20)."""
-    timeout: float = Field(default=60.0, gt=0.0)
+    timeout: Real = Field(default=60.0, gt=0.0)
     """Seconds per request (``openai``)."""
     max_retries: int = Field(strict=True, default=3, ge=0, le=20)
     """Retries with exponential backoff on 429, 5xx, timeouts and refused connections."""
@@ -220,7 +232,7 @@ class DedupConfig(BaseModel):
     enabled: bool = True
     near: bool = True
     """Also flag near duplicates by embedding cosine (needs ``mixaug[chroma]``)."""
-    threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    threshold: Real = Field(default=0.95, gt=0.0, le=1.0)
     """Cosine at or above which two texts are near duplicates."""
 
 
@@ -235,19 +247,19 @@ class CriticConfig(BaseModel):
     checks: list[CriticCheck] = Field(default_factory=lambda: list(CRITIC_CHECKS))
     shots: int = Field(strict=True, default=2, ge=0, le=16)
     """Few-shot pairs per judge prompt, made from real training examples."""
-    min_fluency: float | Literal["auto"] = "auto"
+    min_fluency: Real | Literal["auto"] = "auto"
     """P(yes, fluent) below which a record is flagged ``low_fluency``; ``auto``: the
     threshold that best separates held-out real texts from word-shuffled ones."""
-    min_consistency: float | Literal["auto"] = "auto"
+    min_consistency: Real | Literal["auto"] = "auto"
     """P(yes, label fits) below which a record is flagged ``inconsistent_label``;
     ``auto``: the threshold that best separates real texts with their own label from
     the same texts with another label."""
     validation: int = Field(strict=True, default=40, ge=2, le=1000)
     """Held-out real examples the judge is measured on (and ``auto`` fitted on)."""
-    min_auroc: float = Field(default=0.7, ge=0.5, le=1.0)
+    min_auroc: Real = Field(default=0.7, ge=0.5, le=1.0)
     """With an ``auto`` threshold, a rule whose held-out AUROC is below this is switched
     off: a judge little better than chance would drop good records at random."""
-    min_relabel_accuracy: float | Literal["auto"] = "auto"
+    min_relabel_accuracy: Real | Literal["auto"] = "auto"
     """The zero-shot relabel joins the agreement vote only at or above this held-out
     accuracy (``auto``: halfway between chance and perfect)."""
 
@@ -273,7 +285,7 @@ class PolicyConfig(BaseModel):
     low_fluency: Action = "drop"
     inconsistent_label: Action = "downweight"
     label_disagreement: Action = "downweight"
-    weight: float = Field(default=0.5, gt=0.0, le=1.0)
+    weight: Real = Field(default=0.5, gt=0.0, le=1.0)
     """Factor a down-weighted record's ``weight`` is multiplied by."""
     rules: dict[str, Action] = Field(default_factory=dict)
     """Actions for other rules, by reason (a rule of your own: ``{too_short: drop}``)."""
@@ -324,16 +336,16 @@ class LoopConfig(BaseModel):
     budget_tokens: int | None = Field(strict=True, default=None, ge=1)
     """Stop once this many prompt + completion tokens are spent (the last round is
     shrunk to fit, from the tokens a record has cost so far)."""
-    budget_seconds: float | None = Field(default=None, gt=0)
+    budget_seconds: Real | None = Field(default=None, gt=0)
     patience: int = Field(strict=True, default=2, ge=1)
     """Stop after this many rounds without a validation gain of ``min_gain``."""
-    min_gain: float = Field(default=0.0, ge=0.0)
+    min_gain: Real = Field(default=0.0, ge=0.0)
     quota: int | None = Field(strict=True, default=None, ge=1)
     """Stop once every class has this many kept synthetic records."""
-    uncertain_margin: float = Field(default=0.2, ge=0.0, le=1.0)
+    uncertain_margin: Real = Field(default=0.2, ge=0.0, le=1.0)
     """A validation example whose top two class probabilities are closer than this is
     a target, as is one the classifier gets wrong."""
-    boundary_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    boundary_share: Real = Field(default=0.5, ge=0.0, le=1.0)
     """Share of a round's prompts spent on anchors around the targets; the rest fill
     under-represented classes (same-class anchors) or are drawn at random."""
     epochs: int = Field(strict=True, default=30, ge=1)
@@ -351,12 +363,12 @@ class LabelMixConfig(BaseModel):
 
     calibration: Calibration = "prior"
     teacher: Literal["classifier", "centroid", "knn", "none"] = "centroid"
-    lm_weight: float = Field(default=1.0, ge=0.0, le=5.0)
-    teacher_weight: float = Field(default=1.0, ge=0.0, le=5.0)
+    lm_weight: Real = Field(default=1.0, ge=0.0, le=5.0)
+    teacher_weight: Real = Field(default=1.0, ge=0.0, le=5.0)
     agreement: bool = False
     """Drop records whose LM argmax and teacher argmax differ."""
-    hidden_temperature: float = Field(default=0.05, gt=0.0)
-    sharpen: float = Field(default=1.0, ge=1.0, le=16.0)
+    hidden_temperature: Real = Field(default=0.05, gt=0.0)
+    sharpen: Real = Field(default=1.0, ge=1.0, le=16.0)
     """Power of the final label (``p**sharpen``, renormalised; 1 keeps it as it is). The
     recipe chooses it on validation data: a product of two unsure experts is often too
     flat to train on, and sharpening keeps the label soft but more decided."""
@@ -394,7 +406,7 @@ class LabelsConfig(BaseModel):
     default sharpens the label to the 4th power: the recipe's most frequent choice (13 of 27
     runs on SST-2, TREC-6 and CoLA, validation data only; 2 in 9, 1 in 5), worth +1.4 points
     on average where measured (``abl-nosharpen``, TREC-6 and CoLA; docs/effect.md)."""
-    synthetic_weight: float = Field(default=1.0, ge=0.0, le=10.0)
+    synthetic_weight: Real = Field(default=1.0, ge=0.0, le=10.0)
     """Loss weight of synthetic records when training on them (``mixaug train``, guard)."""
 
 

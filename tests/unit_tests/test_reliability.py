@@ -603,3 +603,24 @@ def test_a_record_weight_that_would_overflow_the_loss_is_refused(
             "--task", "sst2", "--out", str(out), "--freeze-encoder", "--epochs", "1"]  # fmt: skip
     assert main(args) == 2
     assert "weight" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.parametrize(
+    "yaml_text",
+    [
+        "llm:\n  temperature: false\n",
+        "llm:\n  top_p: true\n",
+        "labels:\n  synthetic_weight: true\n",
+    ],
+)
+def test_booleans_are_not_numbers_in_a_config(tmp_path: Path, yaml_text: str) -> None:
+    # Lax validation read `temperature: false` as 0.0 and `top_p: true` as 1.0.
+    from mixaug.config import load_config
+    from mixaug.errors import ConfigError
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    with pytest.raises(ConfigError, match="not true/false"):
+        load_config(cfg)
+    cfg.write_text(yaml_text.replace("false", "0.5").replace("true", "0.5"))
+    assert load_config(cfg) is not None  # a number is fine
