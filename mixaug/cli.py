@@ -1073,8 +1073,17 @@ def _train_data(
     if args.task:
         spec = check_labels(train, get_spec(args.task))
         labels = list(spec.label_names)
-    else:
-        labels = sorted({e.label for e in train} | {lab for r in synthetic for lab in r.soft_label})
+    else:  # the real data's labels: records of another task are refused below
+        labels = sorted({e.label for e in train})
+    foreign = sorted(
+        {lab for r in synthetic for lab, p in r.soft_label.items() if p > 0} - set(labels)
+    )
+    if foreign:
+        msg = (
+            f"--synthetic has labels {foreign} the training data lacks (labels: {labels}): "
+            "records of another task? Pass --task to name the label set."
+        )
+        raise ConfigError(msg)
     for name, rows in (("--test", evaluation), ("--val", validation or [])):
         extra = sorted({e.label for e in rows} - set(labels))
         if extra:

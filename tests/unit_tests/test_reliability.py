@@ -624,3 +624,25 @@ def test_booleans_are_not_numbers_in_a_config(tmp_path: Path, yaml_text: str) ->
         load_config(cfg)
     cfg.write_text(yaml_text.replace("false", "0.5").replace("true", "0.5"))
     assert load_config(cfg) is not None  # a number is fine
+
+
+def test_train_refuses_records_of_another_task_without_task(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without --task the labels were the union of both files: an 8-class model that
+    # mixed sentiment and question types.
+    rows = [{"text": f"what is {i} ?", "label": "DESC" if i % 2 else "NUM"} for i in range(8)]
+    train = write_jsonl(tmp_path / "trec.jsonl", rows)
+    rec = {
+        "id": "r0", "text": "a warm film", "label": "positive",
+        "soft_label": {"positive": 0.9, "negative": 0.1}, "generated_label": "positive",
+        "label_mass": 1.0, "anchors": [], "anchor_strategy": "random", "model": "m",
+        "prompt_hash": "h", "seed": 0, "task": "sst2", "soft_label_source": "inline",
+    }  # fmt: skip
+    syn = write_jsonl(tmp_path / "s.jsonl", [rec])
+    out = tmp_path / "model"
+    args = ["train", "--train", str(train), "--synthetic", str(syn), "--test", str(train),
+            "--out", str(out), "--freeze-encoder", "--epochs", "1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--synthetic has labels ['negative', 'positive']" in err and not out.exists()
