@@ -116,14 +116,25 @@ def check_out_file(raw: str | Path, flag: str = "--out") -> Path:
     ``raw`` is the path as given: one ending in a separator names a folder.
 
     Raises:
-        ConfigError: for a folder (existing or spelt with a trailing separator) or a
-            path under a regular file or an unwritable folder.
+        ConfigError: for a folder (existing or spelt with a trailing separator), a
+            FIFO, device or socket (only regular files are replaced), or a path under a
+            regular file or an unwritable folder.
     """
     text = str(raw)
     out = Path(text)
     if out.is_dir() or text.endswith(("/", os.sep)):
         example = str(out / "records.jsonl")
         msg = f"{flag} {text!r} is a folder; give a file path such as {example!r}."
+        raise ConfigError(msg)
+    try:
+        mode = os.stat(out).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        msg = (
+            f"{flag} {text!r} is not a regular file (a pipe, device or socket); mixaug "
+            "writes and replaces regular files only: choose another path."
+        )
         raise ConfigError(msg)
     parent = out.parent
     while not parent.exists():

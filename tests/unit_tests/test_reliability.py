@@ -646,3 +646,25 @@ def test_train_refuses_records_of_another_task_without_task(
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "--synthetic has labels ['negative', 'positive']" in err and not out.exists()
+
+
+def test_an_output_that_is_a_fifo_or_device_is_refused_even_with_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --out FIFO --overwrite unlinked the node and wrote a regular file there (and as
+    # root, --out /dev/null --overwrite took the same path).
+    rows = [
+        {"text": "a fine film", "label": "positive"},
+        {"text": "a dull film", "label": "negative"},
+    ]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    fifo = tmp_path / "out.jsonl"
+    os.mkfifo(fifo)
+    for out in (fifo, Path("/dev/null")):
+        args = ["augment", "--data", str(data), "--task", "sst2", "--n", "2", "--dry-run",
+                "--k", "1", "--out", str(out), "--overwrite"]  # fmt: skip
+        assert main(args) == 2
+        assert "not a regular file" in capsys.readouterr().err
+    import stat as st
+
+    assert st.S_ISFIFO(os.stat(fifo).st_mode) and st.S_ISCHR(os.stat("/dev/null").st_mode)
