@@ -1171,7 +1171,15 @@ def _loop(args: argparse.Namespace, locks: Any) -> int:
     from mixaug.paths import refuse_inputs_inside, writable_folder
 
     out = writable_folder(args.out)
-    refuse_inputs_inside(out, {"--data": args.data, "--val": args.eval, "--config": args.config})
+    refuse_inputs_inside(
+        out,
+        {
+            "--data": args.data,
+            "--val": args.eval,
+            "--config": args.config,
+            "--held-out": getattr(args, "held_out", None),
+        },
+    )
     guard_val = _loop_held_out(args, spec, cfg.seed)
     settings = {
         "config": cfg.model_dump(mode="json"),

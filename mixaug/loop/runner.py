@@ -106,12 +106,22 @@ def check_loop_out(out: Path, settings: dict[str, Any], *, overwrite: bool = Fal
         RunConflict: naming the fix.
     """
     manifest_path = out / "manifest.json"
-    if overwrite or not manifest_path.is_file():
-        return
     try:
         old = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         old = {}
+    from mixaug.paths import is_mixaug_folder
+
+    ours = is_mixaug_folder(out) or (isinstance(old, dict) and "fingerprint" in old)
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        msg = (
+            f"{out} is not empty and was not written by mixaug loop; the loop writes (and "
+            "resumes) in a folder of its own, and --overwrite replaces only mixaug's own "
+            "files: choose an empty or new folder."
+        )
+        raise RunConflict(msg)
+    if overwrite or not manifest_path.is_file():
+        return
     if not isinstance(old, dict) or old.get("fingerprint") != fingerprint(settings):
         msg = (
             f"{out} holds a loop with other settings or data; run that command again to "
@@ -135,6 +145,9 @@ def _prepare_out(out: Path, settings: dict[str, Any], overwrite: bool) -> None:
             if target.exists():
                 target.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    from mixaug.paths import mark_folder
+
+    mark_folder(out, "loop")
     manifest_path = out / "manifest.json"
     if not manifest_path.exists():
         fp = fingerprint(settings)

@@ -261,3 +261,41 @@ def test_loop_cli_stops_cleanly_when_the_model_fails(
     err = capsys.readouterr().err
     assert "failed on every prompt" in err and "run the same command again" in err
     assert (tmp_path / "L" / "checkpoints.sqlite").exists()
+
+
+def test_loop_never_writes_into_a_users_folder_or_over_its_held_out_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # loop --out lp/user overwrote the user's records.jsonl and report.json, and
+    # --held-out lp/h/records.jsonl --overwrite replaced the held-out input.
+    monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: fake_chat(_replies(50)))
+    monkeypatch.setattr(mixaug.providers, "build_scorer", lambda *a, **k: HalfScorer())
+    data = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
+    dev = write_jsonl(tmp_path / "d.jsonl", [e.model_dump() for e in VAL])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "filter: {dedup: {near: false}}\nloop: {per_round: 4, epochs: 2}\nllm: {batch_size: 4}\n"
+    )
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "records.jsonl").write_text("mine\n")
+    (user / "report.json").write_text("{}\n")
+    base = ["loop", "--data", str(data), "--eval", str(dev), "--task", "sst2", "--max-rounds",
+            "1", "--config", str(cfg), "--quiet"]  # fmt: skip
+    for extra in ([], ["--overwrite"]):
+        assert main([*base, "--out", str(user), *extra]) == 2
+        assert "not written by mixaug loop" in capsys.readouterr().err
+    assert (user / "records.jsonl").read_text() == "mine\n"
+    assert sorted(p.name for p in user.iterdir()) == ["records.jsonl", "report.json"]
+    held_dir = tmp_path / "h"
+    held_dir.mkdir()
+    held = write_jsonl(held_dir / "records.jsonl", [{"text": "x", "label": "positive"}] * 4)
+    keep = held.read_bytes()
+    args = [*base, "--out", str(held_dir), "--overwrite", "--guard", "--held-out", str(held)]
+    assert main(args) == 2
+    assert "--held-out" in capsys.readouterr().err and held.read_bytes() == keep
+    # Its own folder is marked, and a second run resumes it.
+    own = tmp_path / "own"
+    assert main([*base, "--out", str(own)]) == 0
+    assert (own / ".mixaug-output").is_file()
+    assert main([*base, "--out", str(own)]) == 0
