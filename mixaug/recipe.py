@@ -118,6 +118,12 @@ class RecipeConfig(BaseModel):
     teacher, 1:1, label power 4)."""
     fixed_ratio: float = Field(default=5.0, gt=0.0)
     fixed_weight: float = Field(default=1.0, gt=0.0)
+    fixed_gate: bool = True
+    """``fixed``: use the records only when the labeller knows more than the real data
+    alone: on the user's own labelled texts (the real examples, each left out of its own
+    teacher, and the validation set), the LM × teacher labels must beat the teacher alone
+    by more than chance (:meth:`_Search.gate`). A generator that cannot label the task
+    only passes on what the real examples already teach, plus noise."""
     fixed_balance: bool = True
     """``fixed``: give the records the quotas' class shares when the generator could not
     fill them (:func:`balance_to_quotas`), so they never move the class prior the student
@@ -167,6 +173,9 @@ class RecipeReport(BaseModel):
     """The guard said the chosen records do not help, so none are used."""
     searched: bool = True
     """Settings chosen on validation (``False``: the fixed defaults, see ``search``)."""
+    gate: dict[str, Any] | None = None
+    """The fixed recipe's check that the labeller beats the teacher alone (``None``: not
+    run); its ``passes`` is ``False`` when the records were dropped for it."""
 
 
 class RecipeResult(BaseModel):
@@ -439,6 +448,18 @@ def run_recipe(
     pools, drop = search.relabel(list(records), labeller, record_lm, encoder, args, cache)
     best, rows = search.settings(pools) if searched else search.fixed_settings(pools)
     used: list[SyntheticRecord] = best["records"]
+    gate = None
+    if not searched and cfg.fixed_gate and used:
+        gate = search.gate(labeller)
+        if gate is not None and not gate["passes"]:
+            say(
+                f"the labeller does not beat the real examples' own teacher on the "
+                f"{gate['examples']} labelled texts ({100 * gate['labeller']:.0f}% vs "
+                f"{100 * gate['teacher']:.0f}%): no record is used"
+            )
+            best = {"ratio": 0, "prior": None, "weight": 0.0, "sharpen": None, "synthetic": 0,
+                    "accuracy": None, "records": []}  # fmt: skip
+            used = []
 
     report = None
     if cfg.guard:  # with vs without, on the held-out half (all of validation when fixed)
@@ -467,7 +488,7 @@ def run_recipe(
         ),
         report=_report(
             labeller, choices, chosen, best, rows, used, drop, report, vetoed
-        ).model_copy(update={"searched": searched}),
+        ).model_copy(update={"searched": searched, "gate": gate}),
         selection_set=selection,
         guard_set=guard,
     )
@@ -627,6 +648,48 @@ class _Search:
         labeller = labeller.with_sharpen(1.0)  # the power is applied per pool, as searched
         self.say(f"labeller {lab_cfg.describe()} (fixed; nothing chosen on validation)")
         return labeller
+
+    def gate(self, labeller: Labeller) -> dict[str, Any] | None:
+        """Does the labeller beat the teacher alone on the user's own labelled texts?
+
+        The real examples (scored as if generated, anchors from the others; the centroid
+        teacher without the text itself) and the validation texts (teacher from all real
+        examples): ``better`` counts texts the labeller gets right and the teacher wrong,
+        ``worse`` the reverse, and it passes when ``better - worse`` is at least one
+        sign-test standard deviation (``sqrt(better + worse)``, at least 1). ``None``
+        when the labeller uses no teacher or the LM cannot score texts.
+        """
+        cfg, labels, real, val = self.cfg, self.labels, self.real, self.selection
+        teacher = self.teachers.get(labeller.config.teacher)
+        if teacher is None or labeller.config.lm_weight == 0:
+            return None
+        try:
+            if self.real_scores is None:
+                self.real_scores = self.scorer(
+                    anchored(real, [e.text for e in real], cfg.k, self.seed + 2)
+                )
+            val_scores = self.scorer(anchored(real, [e.text for e in val], cfg.k, self.seed))
+        except ModelError as e:
+            self.say(f"the LM cannot score labelled texts ({e}); the records are used unchecked")
+            return None
+        hidden = None
+        if self.real_scores.hidden is not None and val_scores.hidden is not None:
+            hidden = np.concatenate([self.real_scores.hidden, val_scores.hidden])
+        pool = LMScores(np.concatenate([self.real_scores.logp, val_scores.logp]), hidden)
+        t_rows = np.concatenate([teacher.left_out(), teacher.predict([e.text for e in val])])
+        mixed = labeller.combine(pool, t_rows).argmax(1)
+        alone = t_rows.argmax(1)
+        gold = np.array([labels.index(e.label) for e in [*real, *val]])
+        better = int(((mixed == gold) & (alone != gold)).sum())
+        worse = int(((mixed != gold) & (alone == gold)).sum())
+        return {
+            "examples": len(gold),
+            "labeller": round(float((mixed == gold).mean()), 4),
+            "teacher": round(float((alone == gold).mean()), 4),
+            "better": better,
+            "worse": worse,
+            "passes": better - worse >= max(1.0, math.sqrt(better + worse)),
+        }
 
     def fixed_settings(
         self, pools: dict[float, list[SyntheticRecord]]

@@ -68,6 +68,7 @@ class Teacher:
         self.neighbours = neighbours
         self._trainer: Any = None
         self._feats: np.ndarray | None = None
+        self._texts: list[str] = []
         self._y: np.ndarray | None = None
         self._centroids: np.ndarray | None = None
 
@@ -99,9 +100,38 @@ class Teacher:
             trainer.train()
         self._trainer = trainer
         self._y = np.array([self.labels.index(e.label) for e in real])
-        self._feats = trainer.text_features([e.text for e in real]).numpy()
+        self._texts = [e.text for e in real]
+        self._feats = trainer.text_features(self._texts).numpy()
         self._centroids = class_centroids(self._feats, self._y.tolist(), len(self.labels))
         return self
+
+    def left_out(self) -> np.ndarray:
+        """Each real example's probabilities from a teacher that did not see it.
+
+        Exact for ``centroid`` (its class centroid without the example); ``knn`` skips the
+        example itself; ``classifier`` has no cheap leave-one-out and gives its in-sample
+        rows (optimistic, so a comparison against it is strict).
+        """
+        if self._trainer is None or self._feats is None or self._y is None:
+            msg = "call fit() before left_out()"
+            raise DataError(msg)
+        feats, y, c = self._feats, self._y, len(self.labels)
+        if self.method == "classifier":
+            return np.asarray(self.predict(self._texts))
+        out = np.zeros((len(y), c))
+        for i in range(len(y)):
+            keep = np.arange(len(y)) != i
+            if self.method == "centroid":
+                cents = class_centroids(feats[keep], y[keep].tolist(), c)
+                out[i] = centroid_probs(feats[i : i + 1], cents, self.temperature)[0]
+            else:
+                saved = self._feats, self._y
+                self._feats, self._y = feats[keep], y[keep]
+                try:
+                    out[i] = self._knn(feats[i : i + 1])[0]
+                finally:
+                    self._feats, self._y = saved
+        return out
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         """Rows of class probabilities (columns in ``labels`` order)."""

@@ -579,3 +579,39 @@ def test_balance_to_quotas_gives_the_records_the_quotas_shares() -> None:
     even = _soft_records([pos] * 5 + [neg] * 5)
     assert balance_to_quotas(even, {"positive": 5, "negative": 5}) == even
     assert balance_to_quotas(recs[:20], {"positive": 5, "negative": 5}) == recs[:5]
+
+
+def test_the_fixed_recipe_uses_records_only_when_the_lm_beats_the_teacher_alone() -> None:
+    from mixaug.recipe import RecipeConfig, run_recipe
+
+    real = [Example(text=t, label=lab) for t, lab in REVIEWS]
+    val = [Example(text=f"{t} again", label=lab) for t, lab in REVIEWS]
+    gold = {e.text: e.label for e in [*real, *val]}
+    spec = get_spec("sst2")
+    names = list(spec.label_names)
+    pool = augment(real, spec, fake_chat(_replies(["positive", "negative"] * 12)), n=16).records
+
+    def scores(right: bool) -> Any:
+        def score(items: list[tuple[list[Example], str]]) -> LMScores:
+            rows = []
+            for _, text in items:
+                hit = names.index(gold[text]) if right else 1 - names.index(gold[text])
+                rows.append([0.95 if j == hit else 0.05 for j in range(2)])
+            return LMScores(np.log(np.array(rows)))
+
+        return score
+
+    cfg = RecipeConfig(guard_seeds=1)
+    good = run_recipe(real, val, pool, llm=None, spec=spec, config=cfg, score=scores(True))
+    gate = good.report.gate
+    assert gate is not None and gate["examples"] == len(real) + len(val)
+    assert gate["labeller"] > gate["teacher"] and gate["passes"] and good.records
+    # An LM that labels the user's texts wrongly: its records would teach noise.
+    bad = run_recipe(real, val, pool, llm=None, spec=spec, config=cfg, score=scores(False))
+    assert bad.report.gate is not None and not bad.report.gate["passes"]
+    assert bad.records == [] and bad.report.synthetic_used == 0
+    # Off, or a model that cannot score texts: the records are used unchecked.
+    off = RecipeConfig(guard_seeds=1, fixed_gate=False)
+    assert run_recipe(real, val, pool, llm=None, spec=spec, config=off, score=scores(False)).records
+    blind = run_recipe(real, val, pool, llm=None, spec=spec, config=cfg)
+    assert blind.report.gate is None and blind.records
