@@ -631,6 +631,7 @@ class Bench:
                 "labeller_candidates": rep.labeller_candidates[:5],
                 "searched": rep.searched,
                 "vetoed": rep.vetoed,
+                "gate": rep.gate,
             },
             "recipe_seconds": round(time.perf_counter() - t0, 2),
         }
