@@ -101,13 +101,13 @@ def recipe_config(method: str) -> Any:
     """The :class:`~mixaug.recipe.RecipeConfig` a recipe method runs (see :data:`ABLATIONS`)."""
     from mixaug.recipe import RecipeConfig
 
-    changes = {"mix-soft": {}, "mix-hard": {"hard": True}, **ABLATIONS, **VARIANTS}[method]
     # The bench trains the recipe's records even when the guard would veto them, so both
     # are measured: a vetoed run is the NoAug run by construction, and
     # benchmarks/effect.py applies the veto from the row's guard (abl-noveto: as trained).
     # The SetFit rows use the records the default recipe ships (veto applied).
     if method in SETFIT_MIX:
         return RecipeConfig()
+    changes = {"mix-soft": {}, "mix-hard": {"hard": True}, **ABLATIONS, **VARIANTS}[method]
     return RecipeConfig.model_validate({"guard": method == "mix-soft", "veto": False, **changes})
 
 

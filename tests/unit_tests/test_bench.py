@@ -516,3 +516,44 @@ def test_bench_never_writes_among_its_inputs_or_into_a_users_folder(
     # A bench folder from before the marker (bench rows only) is still resumed.
     (mine / ".mixaug-output").unlink()
     assert main([*base, "--out", str(mine)]) == 0
+
+
+def test_setfit_mix_gives_setfit_the_recipes_records_on_the_same_tuned_encoder(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mixaug.baselines.setfit as peer
+
+    replies = [
+        labelled_reply(f"made up review {i}", "positive" if i % 2 else "negative",
+                       {" positive": 0.7, " negative": 0.3} if i % 2 else
+                       {" positive": 0.3, " negative": 0.7})
+        for i in range(400)
+    ]  # fmt: skip
+    monkeypatch.setattr(mixaug.providers, "build_llm", lambda *a, **k: fake_chat(replies))
+    trained: list[tuple[int, int, str, object]] = []
+
+    def fake_train(train: list[Example], **kw: object) -> object:
+        recs = kw.get("records") or []
+        trained.append((len(train), len(recs), str(kw.get("mode")), kw.get("body")))  # type: ignore[arg-type]
+        return ("model", len(trained))
+
+    def fake_score(model: object, test: list[Example], *a: object) -> dict[str, object]:
+        m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
+        return m | {"adjusted": m, "examples": len(test)}
+
+    monkeypatch.setattr(peer, "train_setfit", fake_train)
+    monkeypatch.setattr(peer, "score_setfit", fake_score)
+    cfg = BenchConfig(
+        data=str(tiny_data), task="sst2", levels=[0.5], seeds=1, protocol="few-shot",
+        methods=["setfit-8", "setfit-8-mix"], out=str(tmp_path / "b"), ratio=2,
+        training={"freeze_encoder": True, "epochs": 1},
+    )  # fmt: skip
+    alone, mix = Bench(cfg, progress=False).run()
+    assert alone["method"] == "setfit-8" and mix["method"] == "setfit-8-mix"
+    # One encoder tuned on the 16 real examples, then one head per variant over it.
+    assert trained[0][:2] == (16, 0) and trained[0][3] is None
+    assert [t[2] for t in trained[1:]] == ["head", "head-hard"]
+    assert all(t[3] == ("model", 1) and t[0] == 16 for t in trained[1:])
+    assert mix["n_synthetic"] == trained[1][1] and mix["n_validation"] == 16
+    assert set(mix["setfit_modes"]) == {"head", "head-hard"}
+    assert mix["recipe"]["searched"] is False
