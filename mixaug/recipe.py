@@ -888,8 +888,9 @@ def guard_gain(
         helps = True
     elif not synthetic:
         verdict = (
-            "augmentation does not help here: no setting beat the real data alone on "
-            "validation, so no synthetic record is used"
+            "augmentation does not help here: the recipe chose the real data alone (no "
+            "setting beat it on validation, or the labeller did not beat the real "
+            "examples' own teacher), so no synthetic record is used"
         )
         helps = False
     elif gain > spread and gain > 0:
