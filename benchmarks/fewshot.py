@@ -11,12 +11,15 @@ prints one JSON object (``--markdown``: tables too):
 - the average gain over the cells and the worst cell, per metric;
 - SetFit on 8 and 16 real examples per class, alone and with the recipe's records
   (``setfit-*-mix``: the records in its head; ``head-hard`` from the same rows), per
-  task, and the average gain over the tasks.
+  task, and the average gain over the tasks: from ``sf-<task>`` folders (a few-shot
+  bench of the SetFit methods).
 
 Example:
     mixaug bench --data ../shared/datasets/sst2 --task sst2 --protocol few-shot \
-        --methods noaug,noaug-prior,mix-soft,setfit-8,setfit-8-mix --freeze-encoder \
-        --epochs 30 --patience 5 --out runs/fs-sst2
+        --methods noaug,noaug-prior,mix-soft --freeze-encoder --epochs 30 --patience 5 \
+        --out runs/fs-sst2
+    mixaug bench --data ../shared/datasets/sst2 --task sst2 --protocol few-shot \
+        --methods setfit-8,setfit-8-mix,setfit-16,setfit-16-mix --levels 0.01 --out runs/sf-sst2
     python benchmarks/fewshot.py --root runs --markdown
 """
 
@@ -127,7 +130,7 @@ def summary(cs: list[dict[str, Any]]) -> dict[str, Any]:
     return res
 
 
-def setfit(root: Path, prefix: str = "fs") -> dict[str, Any]:
+def setfit(root: Path, prefix: str = "sf") -> dict[str, Any]:
     """SetFit alone and with the records, per task; the average gain over the tasks."""
     per: dict[str, Any] = {}
     gains: dict[str, list[float]] = defaultdict(list)
