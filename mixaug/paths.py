@@ -340,7 +340,9 @@ class RunLock:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = self._create() or self._open_existing()
+            fd = self._create()
+            if fd is None:  # (fd 0 is a real descriptor where stdin is closed)
+                fd = self._open_existing()
             if fd is None:
                 continue  # removed meanwhile: try again
             try:
