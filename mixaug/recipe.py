@@ -457,9 +457,7 @@ def run_recipe(
                 f"{gate['examples']} labelled texts ({100 * gate['labeller']:.0f}% vs "
                 f"{100 * gate['teacher']:.0f}%): no record is used"
             )
-            best = {"ratio": 0, "prior": None, "weight": 0.0, "sharpen": None, "synthetic": 0,
-                    "accuracy": None, "records": []}  # fmt: skip
-            used = []
+            best, used = _real_only(), []
 
     report = None
     if cfg.guard:  # with vs without, on the held-out half (all of validation when fixed)
@@ -621,8 +619,9 @@ class _Search:
         cfg, labels, real = self.cfg, self.labels, self.real
         lab_cfg = cfg.labeller or cfg.fixed_labeller
         counts = Counter(e.label for e in real)
-        prior = np.array([counts[c] for c in labels], dtype=float)
-        labeller = Labeller(lab_cfg, labels=labels, target_prior=prior / prior.sum())
+        total = sum(counts[c] for c in labels)
+        prior = [counts[c] / total for c in labels]
+        labeller = Labeller(lab_cfg, labels=labels, target_prior=prior)
         if lab_cfg.teacher != "none" and lab_cfg.teacher_weight > 0:
             self.teachers[lab_cfg.teacher] = Teacher(
                 lab_cfg.teacher,
@@ -642,7 +641,7 @@ class _Search:
                 labeller = Labeller(
                     lab_cfg.model_copy(update={"calibration": "prior"}),
                     labels=labels,
-                    target_prior=prior / prior.sum(),
+                    target_prior=prior,
                 )
         self.fixed_power = labeller.config.sharpen
         labeller = labeller.with_sharpen(1.0)  # the power is applied per pool, as searched
@@ -714,9 +713,7 @@ class _Search:
                 self.real, chosen, labels, self.fit.features, SunGenConfig(seed=self.seed)
             )
         if not chosen:
-            best: dict[str, Any] = {"ratio": 0, "prior": None, "weight": 0.0,
-                                    "sharpen": None, "synthetic": 0, "accuracy": None,
-                                    "records": []}  # fmt: skip
+            best = _real_only()
             return best, [{k: v for k, v in best.items() if k != "records"}]
         row = {"ratio": cfg.fixed_ratio, "prior": "real", "weight": cfg.fixed_weight,
                "sharpen": None if cfg.hard else power, "synthetic": len(chosen),
@@ -831,6 +828,12 @@ class _Search:
         if self.cfg.quotas:
             return fill_quotas([r.label for r in pool], quotas)
         return list(range(min(len(pool), sum(quotas.values())))), Counter()
+
+
+def _real_only() -> dict[str, Any]:
+    """The setting "the real data alone" (no record), as the searches report settings."""
+    return {"ratio": 0, "prior": None, "weight": 0.0, "sharpen": None, "synthetic": 0,
+            "accuracy": None, "records": []}  # fmt: skip
 
 
 def _chose(best: dict[str, Any], examples: int) -> str:

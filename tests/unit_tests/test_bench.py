@@ -353,6 +353,11 @@ def test_train_cli_same_seed_same_weights(
     assert outs[0]["accuracy"] == outs[1]["accuracy"]
 
 
+def _fake_setfit_score(model: object, test: list[Example], *a: object) -> dict[str, object]:
+    m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
+    return m | {"adjusted": m, "examples": len(test)}
+
+
 def test_setfit_peers_train_on_a_fixed_number_per_class(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -364,12 +369,8 @@ def test_setfit_peers_train_on_a_fixed_number_per_class(
         seen.append(list(train))
         return ("model", len(train))
 
-    def fake_score(model: object, test: list[Example], *a: object) -> dict[str, object]:
-        m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
-        return m | {"adjusted": m, "examples": len(test)}
-
     monkeypatch.setattr(peer, "train_setfit", fake_train)
-    monkeypatch.setattr(peer, "score_setfit", fake_score)
+    monkeypatch.setattr(peer, "score_setfit", _fake_setfit_score)
     cfg = BenchConfig(
         data=str(tiny_data), task="sst2", levels=[0.05, 0.5], seeds=2,
         methods=["setfit-8", "setfit-16"], out=str(tmp_path / "b"),
@@ -537,12 +538,8 @@ def test_setfit_mix_gives_setfit_the_recipes_records_on_the_same_tuned_encoder(
         trained.append((len(train), len(recs), str(kw.get("mode")), kw.get("body")))  # type: ignore[arg-type]
         return ("model", len(trained))
 
-    def fake_score(model: object, test: list[Example], *a: object) -> dict[str, object]:
-        m = {"accuracy": 0.5, "macro_f1": 0.5, "mcc": 0.0}
-        return m | {"adjusted": m, "examples": len(test)}
-
     monkeypatch.setattr(peer, "train_setfit", fake_train)
-    monkeypatch.setattr(peer, "score_setfit", fake_score)
+    monkeypatch.setattr(peer, "score_setfit", _fake_setfit_score)
     cfg = BenchConfig(
         data=str(tiny_data), task="sst2", levels=[0.5], seeds=1, protocol="few-shot",
         methods=["setfit-8", "setfit-8-mix"], out=str(tmp_path / "b"), ratio=2,

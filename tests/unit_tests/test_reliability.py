@@ -525,6 +525,22 @@ def test_the_embedded_gguf_is_built_beside_its_place_and_renamed_in_whole(
     assert registry._assemble(pkg, target) == target and target.read_bytes() == body
 
 
+TWO_REVIEWS = [
+    {"text": "a fine film", "label": "positive"},
+    {"text": "a dull film", "label": "negative"},
+]
+
+
+def _sst2_record(**changes: object) -> dict[str, object]:
+    """One synthetic SST-2 record as JSON, with ``changes``."""
+    return {
+        "id": "r0", "text": "a warm film", "label": "positive",
+        "soft_label": {"positive": 0.9, "negative": 0.1}, "generated_label": "positive",
+        "label_mass": 1.0, "anchors": [], "anchor_strategy": "random", "model": "m",
+        "prompt_hash": "h", "seed": 0, "task": "sst2", "soft_label_source": "inline",
+    } | changes  # fmt: skip
+
+
 def test_a_users_file_at_the_lock_path_is_never_touched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -532,11 +548,7 @@ def test_a_users_file_at_the_lock_path_is_never_touched(
     # PID over the first bytes and delete the file at the end.
     from mixaug.paths import RunLock
 
-    rows = [
-        {"text": "a fine film", "label": "positive"},
-        {"text": "a dull film", "label": "negative"},
-    ]
-    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    data = write_jsonl(tmp_path / "d.jsonl", TWO_REVIEWS)
     lock = tmp_path / "syn.jsonl.lock"
     lock.write_text("the user's own file\n")
     before = (lock.stat().st_ino, lock.read_bytes())
@@ -590,13 +602,7 @@ def test_a_record_weight_that_would_overflow_the_loss_is_refused(
     from fakes import REVIEWS
 
     train = write_jsonl(tmp_path / "t.jsonl", [{"text": t, "label": lab} for t, lab in REVIEWS])
-    rec = {
-        "id": "r0", "text": "a warm film", "label": "positive",
-        "soft_label": {"positive": 0.9, "negative": 0.1}, "generated_label": "positive",
-        "label_mass": 1.0, "anchors": [], "anchor_strategy": "random", "model": "m",
-        "prompt_hash": "h", "seed": 0, "task": "sst2", "soft_label_source": "inline",
-        "weight": 1e308,
-    }  # fmt: skip
+    rec = _sst2_record(weight=1e308)
     syn = write_jsonl(tmp_path / "s.jsonl", [rec])
     out = tmp_path / "model"
     args = ["train", "--train", str(train), "--synthetic", str(syn), "--test", str(train),
@@ -633,12 +639,7 @@ def test_train_refuses_records_of_another_task_without_task(
     # mixed sentiment and question types.
     rows = [{"text": f"what is {i} ?", "label": "DESC" if i % 2 else "NUM"} for i in range(8)]
     train = write_jsonl(tmp_path / "trec.jsonl", rows)
-    rec = {
-        "id": "r0", "text": "a warm film", "label": "positive",
-        "soft_label": {"positive": 0.9, "negative": 0.1}, "generated_label": "positive",
-        "label_mass": 1.0, "anchors": [], "anchor_strategy": "random", "model": "m",
-        "prompt_hash": "h", "seed": 0, "task": "sst2", "soft_label_source": "inline",
-    }  # fmt: skip
+    rec = _sst2_record()
     syn = write_jsonl(tmp_path / "s.jsonl", [rec])
     out = tmp_path / "model"
     args = ["train", "--train", str(train), "--synthetic", str(syn), "--test", str(train),
@@ -653,11 +654,7 @@ def test_an_output_that_is_a_fifo_or_device_is_refused_even_with_overwrite(
 ) -> None:
     # --out FIFO --overwrite unlinked the node and wrote a regular file there (and as
     # root, --out /dev/null --overwrite took the same path).
-    rows = [
-        {"text": "a fine film", "label": "positive"},
-        {"text": "a dull film", "label": "negative"},
-    ]
-    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    data = write_jsonl(tmp_path / "d.jsonl", TWO_REVIEWS)
     fifo = tmp_path / "out.jsonl"
     os.mkfifo(fifo)
     for out in (fifo, Path("/dev/null")):
